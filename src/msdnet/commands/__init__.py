@@ -1,0 +1,1 @@
+"""Subcommands of the ``msdnet`` CLI, one module each (discovered by ``msdnet.cli``)."""

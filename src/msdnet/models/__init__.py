@@ -1,0 +1,12 @@
+"""Model families behind one registry: ``build(config) -> MultiExitModel``."""
+
+from .base import ExitState, MultiExitModel, SegmentedMultiExit
+from .registry import build, build_from_file, families, load_config, parse, register
+
+# Importing a family module registers it.
+from . import msdnet  # noqa: E402,F401
+
+__all__ = [
+    "ExitState", "MultiExitModel", "SegmentedMultiExit",
+    "build", "build_from_file", "families", "load_config", "parse", "register",
+]

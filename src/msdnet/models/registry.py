@@ -1,0 +1,71 @@
+"""Every architecture is registered by name and built from its config: ``build(config)``.
+
+A family registers a typed config dataclass and a builder::
+
+    @register("msdnet", MSDNetConfig)
+    def _build_msdnet(cfg: MSDNetConfig) -> MultiExitModel: ...
+
+``build({"arch": "msdnet", ...}, source="config/models/x.yaml")`` validates the keys strictly
+(unknown keys and wrong types name the key and the file) and returns the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..config import from_dict, load_yaml
+from ..errors import ConfigError
+from .base import MultiExitModel
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    config_cls: type
+    builder: Callable[[Any], MultiExitModel]
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(name: str, config_cls: type) -> Callable[[Callable], Callable]:
+    def deco(fn: Callable[[Any], MultiExitModel]) -> Callable[[Any], MultiExitModel]:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is already registered")
+        _REGISTRY[name] = Family(name, config_cls, fn)
+        return fn
+    return deco
+
+
+def families() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def parse(config: Mapping[str, Any], source: str = "<config>") -> Any:
+    """Validate a model config mapping and return the family's typed config."""
+    if "arch" not in config:
+        raise ConfigError(f"{source}: missing key 'arch' (one of: {', '.join(families())})")
+    arch = config["arch"]
+    if arch not in _REGISTRY:
+        raise ConfigError(f"{source}: unknown arch {arch!r} (one of: {', '.join(families())})")
+    body = {k: v for k, v in config.items() if k != "arch"}
+    return from_dict(_REGISTRY[arch].config_cls, body, source)
+
+
+def build(config: Mapping[str, Any], source: str = "<config>") -> MultiExitModel:
+    """Build a MultiExitModel from a model config mapping with an ``arch`` key."""
+    cfg = parse(config, source)
+    return _REGISTRY[config["arch"]].builder(cfg)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and validate a model config file; returns the mapping (with ``arch``)."""
+    data = load_yaml(path)
+    parse(data, str(path))
+    return data
+
+
+def build_from_file(path: str | Path) -> MultiExitModel:
+    return build(load_yaml(path), str(path))
