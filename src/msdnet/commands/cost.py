@@ -1,0 +1,39 @@
+"""msdnet cost: cumulative MACs and parameters per exit of a model config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..cost import count_costs
+from ..models import build, load_config
+
+HELP = "print cumulative MACs and parameters per exit of a model config (SPEC §2 convention)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="model config YAML (config/models/*.yaml)")
+    p.add_argument("--json", action="store_true", help="print DESIGN.md's JSON instead of a table")
+    p.add_argument("--lazy", action="store_true",
+                   help="count lazy evaluation: finer-scale work a later exit needs is charged to it")
+
+
+def cost_report(config_path: str, lazy: bool = False) -> dict:
+    cfg = load_config(config_path)
+    model = build(cfg, config_path)
+    exits = count_costs(model, lazy=lazy)
+    return {"arch": cfg["arch"], "config": str(config_path), "input_size": list(model.input_size),
+            "lazy": lazy, "exits": [e.to_dict() for e in exits]}
+
+
+def run(args: argparse.Namespace) -> int:
+    report = cost_report(args.config, lazy=args.lazy)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['config']}  arch={report['arch']}  input={report['input_size']}"
+          f"{'  (lazy evaluation)' if args.lazy else ''}")
+    print(f"{'exit':>4}  {'MACs':>15}  {'MMACs':>10}  {'params':>12}")
+    for e in report["exits"]:
+        print(f"{e['exit']:>4}  {e['macs']:>15,}  {e['macs'] / 1e6:>10.2f}  {e['params']:>12,}")
+    return 0
