@@ -1,0 +1,67 @@
+"""The ``data:`` section of a run config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set to load and how to split it.
+
+    Parse it with ``msdnet.config.from_dict(DataConfig, mapping, source)``: unknown keys, wrong
+    types and bad values (see :meth:`validate`) become a ``ConfigError`` naming the source.
+
+    Attributes:
+        name: the data set.
+        root: data sets live under ``root/<name>/`` (e.g. ``data/cifar10/cifar-10-batches-py``);
+            held-out splits are saved under ``root/<name>/splits/``.
+        imagenet_dir: ImageNet ImageFolder root holding ``train/`` and ``val/`` (imagenet only).
+        val_size: held-out validation taken from the training set: an int is a number of
+            images, a float in (0, 1) a share, 0 means no held-out split, None the data set's
+            default (cifar: 5000, imagenet: 50000, digits and synthetic: 0.2).
+        test_size: digits/synthetic only: share of all images kept as the test split.
+        image_size: digits/synthetic only: side of the square images.
+        split_seed: seed of the permutation that fixes the held-out (and digits test) split.
+        synthetic_images: synthetic only: number of random images.
+        synthetic_classes: synthetic only: number of classes.
+    """
+
+    name: Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
+    root: str = "data"
+    imagenet_dir: str | None = None
+    val_size: int | float | None = None
+    test_size: float = 0.2
+    image_size: int = 32
+    split_seed: int = 0
+    synthetic_images: int = 512
+    synthetic_classes: int = 10
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a one-line message naming the bad key and the fix."""
+        if self.name not in DATASETS:
+            raise ValueError(f"key 'name': unknown data set {self.name!r}; use one of {', '.join(DATASETS)}")
+        if not self.root:
+            raise ValueError("key 'root': must be a non-empty directory path")
+        if self.name == "imagenet" and not self.imagenet_dir:
+            raise ValueError("key 'imagenet_dir': required for imagenet; set it to the folder holding train/ and val/")
+        v = self.val_size
+        if isinstance(v, bool) or (v is not None and not isinstance(v, (int, float))):
+            raise ValueError(f"key 'val_size': expected an int, a float share or null, got {v!r}")
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"key 'val_size': a number of images must be >= 0, got {v}")
+        if isinstance(v, float) and not 0.0 <= v < 1.0:
+            raise ValueError(f"key 'val_size': a share must be in [0, 1), got {v}")
+        if not 0.0 < self.test_size < 1.0:
+            raise ValueError(f"key 'test_size': a share must be in (0, 1), got {self.test_size}")
+        if self.image_size < 8:
+            raise ValueError(f"key 'image_size': must be >= 8, got {self.image_size}")
+        if self.split_seed < 0:
+            raise ValueError(f"key 'split_seed': must be >= 0, got {self.split_seed}")
+        if self.synthetic_images < 3:
+            raise ValueError(f"key 'synthetic_images': must be >= 3, got {self.synthetic_images}")
+        if self.synthetic_classes < 2:
+            raise ValueError(f"key 'synthetic_classes': must be >= 2, got {self.synthetic_classes}")

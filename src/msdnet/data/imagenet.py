@@ -1,0 +1,85 @@
+"""ImageNet (ILSVRC-2012) from an ImageFolder tree: ``imagenet_dir/train/<class>/*`` and ``val/``.
+
+Train: RandomResizedCrop(224) + horizontal flip; everything else (the held-out validation
+split, the official validation set used as the test split, unaugmented training passes):
+Resize(256) + CenterCrop(224). Both normalise with the ImageNet mean/std. The held-out split
+(default 50000 images) is a ``Subset`` of a second view of the training folder that uses the
+test transform, so validation images are never augmented.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from torch.utils.data import Subset
+from torchvision import datasets, transforms
+from torchvision.datasets.vision import StandardTransform
+
+from ..errors import DataError
+from .bundle import DataBundle
+from .config import DataConfig
+from .splits import fixed_split, resolve_count
+
+DEFAULT_VAL = 50000
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def train_transform() -> transforms.Compose:
+    return transforms.Compose([
+        transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), transforms.Normalize(MEAN, STD),
+    ])
+
+
+def test_transform() -> transforms.Compose:
+    return transforms.Compose([
+        transforms.Resize(256), transforms.CenterCrop(224),
+        transforms.ToTensor(), transforms.Normalize(MEAN, STD),
+    ])
+
+
+def _folder(path: Path) -> datasets.ImageFolder:
+    fix = "set data.imagenet_dir to the ImageNet root that holds train/ and val/ (one folder per class)"
+    if not path.is_dir():
+        raise DataError(f"{path} not found; {fix}")
+    try:
+        return datasets.ImageFolder(str(path))
+    except (FileNotFoundError, OSError) as exc:
+        raise DataError(f"{path}: not a usable ImageFolder ({exc}); {fix}") from None
+
+
+def _view(folder: datasets.ImageFolder, transform: transforms.Compose) -> datasets.ImageFolder:
+    """The same folder (sample list shared, no second directory scan) with another transform."""
+    view = copy.copy(folder)
+    view.transform = transform
+    view.transforms = StandardTransform(transform, None)
+    return view
+
+
+def load_imagenet_bundle(cfg: DataConfig) -> DataBundle:
+    """ImageNet with a seeded held-out split of the training folder; splits are Datasets."""
+    root = Path(cfg.imagenet_dir)
+    scanned = _folder(root / "train")
+    test = _folder(root / "val")
+    if test.classes != scanned.classes:
+        raise DataError(f"{root / 'val'}: class folders differ from {root / 'train'}; "
+                        f"use the same class folders in both")
+    n_val = resolve_count(cfg.val_size, len(scanned), DEFAULT_VAL, "val_size")
+    idx = fixed_split(cfg.root, "imagenet", cfg.split_seed, len(scanned), n_val)
+    plain = _view(scanned, test_transform())
+    return DataBundle(
+        name=cfg.name,
+        num_classes=len(scanned.classes),
+        input_size=(3, 224, 224),
+        mean=MEAN,
+        std=STD,
+        crop_pad=0,
+        flip=True,
+        train=Subset(_view(scanned, train_transform()), idx.train.tolist()),
+        val=Subset(plain, idx.val.tolist()) if n_val else None,
+        test=_view(test, test_transform()),
+        split_file=idx.file,
+        train_plain=Subset(plain, idx.train.tolist()),
+    )

@@ -1,0 +1,141 @@
+"""Held-out splits fixed by a seeded permutation and saved beside the data.
+
+A split file ``root/<name>/splits/holdout-seed{seed}-val{n_val}.json`` records the data set
+name, the seed, the number of images the indices point into (``num_train_total``) and the
+sorted index lists. Once written it is the source of truth: later loads read it back (after
+checking that it still fits the data) instead of drawing the permutation again.
+Digits and synthetic carve their test split from the same permutation, so their file also
+records the test indices and its name also carries the test and total counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..io import write_json_atomic
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SplitIndices:
+    """Sorted int64 index tensors into the source set, plus the file that fixes them."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor | None
+    file: str | None
+
+
+def resolve_count(size: int | float | None, pool: int, default: int | float, key: str) -> int:
+    """Turn a config size (count, share or None = ``default``) into a number of images of ``pool``.
+
+    A positive share always gives at least one image; at least one image must stay in the pool.
+    """
+    size = default if size is None else size
+    if isinstance(size, int):
+        n = size
+    else:
+        n = max(1, round(size * pool)) if size > 0 else 0
+    if n > pool - 1:
+        raise DataError(
+            f"{key}={size} asks for {n} of only {pool} images (at least one must remain); "
+            f"lower data.{key}"
+        )
+    return n
+
+
+def split_path(root: str | Path, name: str, seed: int, n_val: int,
+               n_test: int | None = None, n_total: int | None = None) -> Path:
+    """Where the split file of data set ``name`` lives (test/total counts: digits and synthetic)."""
+    stem = f"holdout-seed{seed}-val{n_val}"
+    if n_test is not None:
+        stem += f"-test{n_test}-of{n_total}"
+    return Path(root) / name / "splits" / f"{stem}.json"
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+
+
+def _draw(n_total: int, n_test: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n_total)
+    return np.sort(perm[n_test:n_test + n_val]), np.sort(perm[:n_test])
+
+
+def _check_list(obj: dict, key: str, n: int, n_total: int) -> np.ndarray:
+    values = obj.get(key)
+    if not isinstance(values, list) or len(values) != n or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(f"'{key}' is not a list of {n} integers")
+    arr = np.asarray(values, dtype=np.int64)
+    if n and (np.any(np.diff(arr) <= 0) or arr[0] < 0 or arr[-1] >= n_total):
+        raise ValueError(f"'{key}' is not a sorted list of distinct indices below {n_total}")
+    return arr
+
+
+def _read(path: Path, name: str, seed: int, n_total: int, n_val: int,
+          n_test: int | None) -> tuple[np.ndarray, np.ndarray]:
+    fix = f"delete {path} to regenerate it"
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable split file ({type(exc).__name__}); {fix}") from None
+    try:
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        expected = {"format": FORMAT, "dataset": name, "seed": seed, "num_train_total": n_total}
+        for key, want in expected.items():
+            if obj.get(key) != want:
+                raise ValueError(f"'{key}' is {obj.get(key)!r}, expected {want!r}")
+        val = _check_list(obj, "val", n_val, n_total)
+        test = _check_list(obj, "test", n_test, n_total) if n_test is not None else np.zeros(0, np.int64)
+        if np.intersect1d(val, test).size:
+            raise ValueError("'val' and 'test' overlap")
+    except ValueError as exc:
+        raise DataError(f"{path}: split file does not match the data ({exc}); {fix}") from None
+    return val, test
+
+
+def fixed_split(root: str | Path, name: str, seed: int, n_total: int, n_val: int,
+                n_test: int | None = None) -> SplitIndices:
+    """Split ``range(n_total)`` into train/val (and test when ``n_test`` is given).
+
+    One seeded permutation: its first ``n_test`` entries are the test split, the next
+    ``n_val`` the held-out validation split, the rest train. The result is saved atomically
+    to :func:`split_path` (or read back from it when it exists). Nothing is saved when there
+    is nothing to fix (no validation and no test split).
+    """
+    if n_val == 0 and n_test is None:
+        everything = torch.arange(n_total, dtype=torch.int64)
+        return SplitIndices(everything, torch.zeros(0, dtype=torch.int64), None, None)
+    path = split_path(root, name, seed, n_val, n_test, n_total if n_test is not None else None)
+    if path.exists():
+        val, test = _read(path, name, seed, n_total, n_val, n_test)
+    else:
+        val, test = _draw(n_total, n_test or 0, n_val, seed)
+        record = {"format": FORMAT, "dataset": name, "seed": seed, "num_train_total": n_total,
+                  "val": val.tolist()}
+        if n_test is not None:
+            record["test"] = test.tolist()
+        try:
+            write_json_atomic(path, record)
+        except OSError as exc:
+            raise DataError(f"{path}: could not save the split file ({exc.strerror or exc}); "
+                            f"make data.root writable") from None
+    mask = np.ones(n_total, dtype=bool)
+    mask[val] = False
+    mask[test] = False
+    return SplitIndices(
+        train=_tensor(np.flatnonzero(mask)),
+        val=_tensor(val),
+        test=_tensor(test) if n_test is not None else None,
+        file=str(path),
+    )
