@@ -330,8 +330,12 @@ def test_iterate_unaugmented_batches_are_normalised_images():
 
 def test_iterate_shuffle_follows_generator():
     b = _array_bundle()
-    order = lambda seed: torch.cat([i for _, _, i in iterate_batches(  # noqa: E731
-        b, "train", 4, shuffle=True, generator=torch.Generator().manual_seed(seed))]).tolist()
+
+    def order(seed: int) -> list[int]:
+        gen = torch.Generator().manual_seed(seed)
+        batches = iterate_batches(b, "train", 4, shuffle=True, generator=gen)
+        return torch.cat([ids for _, _, ids in batches]).tolist()
+
     assert order(0) == order(0) and order(0) != order(1)
 
 
@@ -339,9 +343,9 @@ def test_iterate_refuses_augmenting_val_and_test():
     b = _array_bundle()
     for split in ("val", "test"):
         with pytest.raises(ValueError, match="augment"):
-            next(iterate_batches(b, split, 4, augment=True))
+            iterate_batches(b, split, 4, augment=True)  # raises on the call, not on first next()
     with pytest.raises(DataError, match="val_size"):
-        next(iterate_batches(_array_bundle(val=False), "val", 4))
+        iterate_batches(_array_bundle(val=False), "val", 4)
 
 
 def test_device_copy_is_cached():

@@ -12,6 +12,7 @@ from ..errors import DataError
 from .arrays import ArraySplit, augment_batch, normalize
 
 SPLITS = ("train", "val", "test")
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x, y, ids)
 
 
 @dataclass
@@ -99,8 +100,8 @@ def iterate_batches(
     bundle: DataBundle, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
     generator: torch.Generator | None = None, device: torch.device | str = "cpu",
     drop_last: bool = False, num_workers: int = 0,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y, ids)`` batches of one split for one epoch.
+) -> Iterator[Batch]:
+    """An iterator over ``(x, y, ids)`` batches of one split for one epoch.
 
     ``x`` is normalised float32 ``[B, C, H, W]`` and ``y`` int64, both on ``device``; ``ids``
     are int64 source indices on the CPU. Without ``drop_last`` every image appears exactly once.
@@ -111,7 +112,7 @@ def iterate_batches(
     ``num_workers`` is unused. Dataset splits (ImageNet): a ``DataLoader`` with
     ``num_workers``, ``pin_memory`` on CUDA and shuffling from ``generator``; its transforms
     augment (train) and normalise. Validation and test data are never augmented: ``augment``
-    on them is a ``ValueError``.
+    on them is a ``ValueError``. Arguments are checked when called, before iteration starts.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -119,9 +120,10 @@ def iterate_batches(
     if augment and split != "train":
         raise ValueError(f"augment=True on the '{split}' split; only training data is augmented")
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # one cache entry per physical device
+        device = torch.device("cuda", torch.cuda.current_device())
     if isinstance(data, ArraySplit):
-        yield from _array_batches(bundle, split, batch_size, shuffle, augment, generator, device, drop_last)
-        return
+        return _array_batches(bundle, split, batch_size, shuffle, augment, generator, device, drop_last)
     if split == "train" and not augment:
         if bundle.train_plain is None:
             raise ValueError(f"data set '{bundle.name}' has no unaugmented view of its training split")
@@ -130,13 +132,17 @@ def iterate_batches(
         WithIds(data), batch_size=batch_size, shuffle=shuffle, generator=generator,
         num_workers=num_workers, pin_memory=device.type == "cuda", drop_last=drop_last,
     )
+    return _to_device(loader, device)
+
+
+def _to_device(loader: DataLoader, device: torch.device) -> Iterator[Batch]:
     for x, y, ids in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), ids
 
 
 def _array_batches(bundle: DataBundle, split: str, batch_size: int, shuffle: bool, augment: bool,
                    generator: torch.Generator | None, device: torch.device,
-                   drop_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                   drop_last: bool) -> Iterator[Batch]:
     ids = bundle.split(split).ids
     images, labels = bundle.arrays_on(split, device)
     n = len(ids)

@@ -86,7 +86,8 @@ def _read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[torch.T
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: no uint8 [N, 3072] array under b'data'; {fix}")
     labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
-    if labels.shape != (data.shape[0],) or (labels.size and not 0 <= labels.min() <= labels.max() < num_classes):
+    in_range = labels.size == 0 or 0 <= labels.min() <= labels.max() < num_classes
+    if labels.shape != (data.shape[0],) or not in_range:
         raise DataError(f"{path}: {label_key!r} is not {data.shape[0]} labels in 0..{num_classes - 1}; {fix}")
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
     return images, torch.from_numpy(labels)

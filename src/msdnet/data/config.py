@@ -47,7 +47,8 @@ class DataConfig:
         if not self.root:
             raise ValueError("key 'root': must be a non-empty directory path")
         if self.name == "imagenet" and not self.imagenet_dir:
-            raise ValueError("key 'imagenet_dir': required for imagenet; set it to the folder holding train/ and val/")
+            raise ValueError("key 'imagenet_dir': required for imagenet; "
+                             "set it to the folder holding train/ and val/")
         v = self.val_size
         if isinstance(v, bool) or (v is not None and not isinstance(v, (int, float))):
             raise ValueError(f"key 'val_size': expected an int, a float share or null, got {v!r}")
