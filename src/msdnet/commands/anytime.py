@@ -1,0 +1,31 @@
+"""``msdnet anytime``: top-1 accuracy and cumulative MACs of every exit of a predictions file."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..analysis.anytime import anytime_table
+from ..analysis.common import dumps, format_table, records, write_csv
+from ..predictions import load
+
+HELP = "anytime prediction: accuracy (top-1 %) and cumulative MACs per exit of a predictions file"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--test", required=True, metavar="TEST.npz", help="test-split predictions file")
+    parser.add_argument("--model", metavar="NAME", help="model name in the table (default: from meta)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list of {exit, macs, params, accuracy} instead of a table")
+    parser.add_argument("--csv", metavar="OUT.csv",
+                        help="also write the table (model, exit, macs, params, accuracy) as CSV")
+
+
+def run(args: argparse.Namespace) -> int:
+    df = anytime_table(load(args.test), model=args.model)
+    if args.csv:
+        write_csv(df, args.csv)
+    if args.json:
+        print(dumps(records(df[["exit", "macs", "params", "accuracy"]])))
+    else:
+        print(format_table(df))
+    return 0
