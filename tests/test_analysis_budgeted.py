@@ -86,6 +86,38 @@ def test_exit_distribution_and_counts():
     assert exit_counts(exit_distribution(1.0, 49), 49).tolist() == [1] * 48
 
 
+def literal_thresholds(conf, p):
+    """SPEC.md section 1 step 3, transcribed literally with Python loops (the reference)."""
+    k_exits, n = len(conf), len(conf[0])
+    w = [p ** k for k in range(1, k_exits + 1)]
+    q = [x / sum(w) for x in w]
+    theta = [math.inf] * (k_exits - 1) + [-math.inf]
+    exited = [False] * n
+    for k in range(k_exits - 1):
+        n_k = math.floor(n * q[k] * (1 + 1e-12))
+        remaining = sorted((i for i in range(n) if not exited[i]), key=lambda i: -conf[k][i])
+        if n_k == 0 or len(remaining) < n_k:
+            continue
+        theta[k] = conf[k][remaining[n_k - 1]]
+        for i in range(n):
+            if conf[k][i] >= theta[k]:
+                exited[i] = True
+    return theta
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 5), n=st.integers(1, 60), j=st.integers(1, 39), levels=st.integers(2, 50),
+       seed=st.integers(0, 2**31 - 1))
+def test_vectorised_thresholds_match_the_literal_procedure(k, n, j, levels, seed):
+    rng = np.random.default_rng(seed)
+    conf = rng.integers(0, levels, size=(k, n)) / levels  # few levels: many ties
+    theta = find_thresholds(conf, exit_distribution(j / 20, k))
+    assert theta.tolist() == literal_thresholds(conf.tolist(), j / 20)
+    exits = assign_exits(conf, theta)
+    for i in range(n):  # first exit with conf >= theta, in exit order
+        assert exits[i] == next(e for e in range(k) if e == k - 1 or conf[e, i] >= theta[e])
+
+
 @settings(max_examples=60, deadline=None)
 @given(k=st.integers(2, 6), n=st.integers(1, 150), j=st.integers(1, 39), seed=st.integers(0, 2**31 - 1))
 def test_val_shares_follow_q_without_ties(k, n, j, seed):

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(df, args.csv)
         counts = df["kind"].value_counts()
-        print(f"wrote {args.csv}: {int(counts.get('easy', 0))} easy, {int(counts.get('hard', 0))} hard images")
+        easy, hard = int(counts.get("easy", 0)), int(counts.get("hard", 0))
+        print(f"wrote {args.csv}: {easy} easy, {hard} hard images")
     else:
         print(format_table(df))
     return 0
