@@ -187,6 +187,7 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     ckpt_path = out / CHECKPOINT
 
+    torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed only
     model = build(run.model, "model config").to(device)
     bundle = load_data(run.data)
     weights = cfg.exit_weights or [1.0] * model.num_exits
@@ -220,7 +221,7 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
             {**run.to_dict(), "config_hash": run.hash}, sort_keys=False))
 
     n_train = len(bundle.train)
-    kill_at = int(os.environ.get("MSDNET_FAULT_KILL_AFTER_EPOCH", "0"))   # fault injection (tests)
+    kill_at = int(os.environ.get("MSDNET_FAULT_KILL_AFTER_EPOCH") or 0)   # fault injection (tests)
     ckpt: dict[str, Any] = {}
     for epoch in range(start, cfg.epochs):
         seed = _epoch_seed(cfg.seed, epoch)
