@@ -1,4 +1,6 @@
-"""The ``msdnet`` command. Each subcommand lives in ``msdnet/commands/<name>.py`` and exposes
+"""The ``msdnet`` command: MSDNet models, MAC counting, training, predictions and analysis.
+
+Each subcommand lives in ``msdnet/commands/<name>.py`` and exposes
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; this file only
 discovers and dispatches them. Bad input (an ``MsdnetError``) prints one line and exits 2.
 """
@@ -28,7 +30,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"msdnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, mod in _command_modules().items():
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(name, help=mod.HELP.replace("%", "%%"), description=mod.HELP.replace("%", "%%"))
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except MsdnetError as exc:
         print(f"msdnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:               # e.g. `msdnet budgeted ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"msdnet {args.command}: interrupted", file=sys.stderr)
         return 130
