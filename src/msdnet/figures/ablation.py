@@ -1,0 +1,33 @@
+"""Ablation of MSDNet (CIFAR-100): anytime accuracy vs MACs of MSDNet and of MSDNet without
+dense connectivity, without dense connectivity and multi-scale, and without those and the
+intermediate classifiers (one exit: drawn as a single marker with its error bar).
+
+Table: the anytime table's schema (``msdnet.figures.anytime``), models e.g. "MSDNet",
+"MSDNet w/o dense connection", "MSDNet w/o dense connection and multi-scale",
+"MSDNet w/o dense connection, multi-scale and intermediate classifiers".
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import style
+from .common import ANYTIME_X, check_anytime, draw_anytime, draw_reference, label_axes
+
+ID = "ablation"
+DEFAULT_TITLE = "Ablation of MSDNet"
+
+
+def ablation_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
+                    title: str | None = None, source: str = "ablation table") -> Figure:
+    """Anytime accuracy vs MACs of MSDNet and its ablations (see the module docstring)."""
+    df = check_anytime(table, source)
+    with style.theme():
+        fig, (ax,) = style.new_figure()
+        draw_anytime(ax, df)
+        draw_reference(ax, reference)
+        label_axes(ax, ANYTIME_X)
+        style.legend(ax, outside=reference is not None and not reference.empty)
+        ax.set_title(DEFAULT_TITLE if title is None else title)
+    return fig

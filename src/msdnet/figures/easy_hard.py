@@ -1,0 +1,116 @@
+"""Easy and hard images (the paper's ImageNet figure; any data set here): for a few classes, a
+row each, images that leave correctly at the first classifier ("easy (exit 1)", left) and images
+only the last classifier gets right ("hard (last exit)", right).
+
+Table: ``msdnet.analysis.easy_hard.easy_hard_table``'s output. Columns:
+    sample_id   int    the image's id in the test split (``ArraySplit.ids``)
+    label       int    its class
+    kind        str    "easy" | "hard"
+    confidence  float  optional: exit-1 confidence (easy shown most confident first, hard least
+                       confident first, as the analysis orders them; shown under each image)
+
+Images: the test split's uint8 ``[N, C, H, W]`` images (an array or tensor, or anything indexable
+that gives one ``[C, H, W]`` image per index) and their ``ids`` (``load_data(cfg).test``).
+Classes shown: ``labels`` when given, else up to ``max_classes`` classes that have both kinds
+(smallest label first), filled up with classes that have only one kind; a missing kind in a row
+reads "no easy image" / "no hard image".
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..errors import DataError
+from . import style
+from .common import check_table
+
+ID = "easy-hard"
+DEFAULT_TITLE = "Easy and hard images"
+COLUMNS = ["sample_id", "label", "kind"]
+KIND_TITLES = {"easy": "easy (exit 1)", "hard": "hard (last exit)"}
+
+
+def choose_classes(df: pd.DataFrame, max_classes: int) -> list[int]:
+    """Up to ``max_classes`` labels: those with both kinds first, then those with one."""
+    kinds = df.groupby("label")["kind"].agg(lambda k: set(k))
+    both = sorted(int(lbl) for lbl, k in kinds.items() if len(k) == 2)
+    one = sorted(int(lbl) for lbl, k in kinds.items() if len(k) == 1)
+    return (both + one)[:max_classes]
+
+
+def _hwc(img: np.ndarray) -> tuple[np.ndarray, str | None]:
+    img = np.asarray(img)
+    if img.ndim == 2:
+        return img, "gray"
+    if img.shape[0] == 1:
+        return img[0], "gray"
+    return np.transpose(img[:3], (1, 2, 0)), None
+
+
+def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | None = None,
+                     max_classes: int = 4, per_kind: int = 4,
+                     class_names: Sequence[str] | None = None, title: str | None = None,
+                     source: str = "easy-hard table") -> Figure:
+    """Rows of easy and hard test images per class (see the module docstring)."""
+    if max_classes < 1 or per_kind < 1:
+        raise DataError(f"need at least one class and one image per kind, got max_classes="
+                        f"{max_classes}, per_kind={per_kind}")
+    df = check_table(table, COLUMNS, source, numeric=["sample_id", "label"])
+    df["sample_id"] = df["sample_id"].astype(np.int64)
+    df["label"] = df["label"].astype(np.int64)
+    df["kind"] = df["kind"].astype(str)
+    bad = sorted(set(df["kind"]) - set(KIND_TITLES))
+    if bad:
+        raise DataError(f"{source}: column kind holds {bad[0]!r}; use easy or hard")
+    if "confidence" in df.columns:
+        df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
+        df["_key"] = np.where(df["kind"] == "easy", -df["confidence"], df["confidence"])
+        df = df.sort_values(["label", "kind", "_key", "sample_id"], kind="stable")
+    if not hasattr(images, "__getitem__"):
+        images = np.asarray(images)
+    ids = np.asarray(ids).astype(np.int64)
+    if getattr(images, "ndim", 4) != 4 or len(images) != len(ids):
+        raise DataError(f"images must be [N, C, H, W] with one id each, got "
+                        f"{getattr(images, 'shape', len(images))} and {len(ids)} ids")
+    where = {int(i): n for n, i in enumerate(ids)}
+    rows = [int(x) for x in labels] if labels is not None else choose_classes(df, max_classes)
+    if not rows:
+        raise DataError(f"{source}: no class to show")
+    with style.theme():
+        fig = Figure(figsize=(1.25 * per_kind * 2 + 1.0, 1.45 * len(rows) + 0.8), layout="constrained")
+        panels = fig.subfigures(1, 2, wspace=0.04)
+        for sub, kind in zip(panels, ("easy", "hard")):
+            sub.suptitle(KIND_TITLES[kind], fontsize=11)
+            axes = sub.subplots(len(rows), per_kind, squeeze=False)
+            for r, label in enumerate(rows):
+                chosen = df[(df["label"] == label) & (df["kind"] == kind)].head(per_kind)
+                for c in range(per_kind):
+                    ax = axes[r][c]
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.grid(False)
+                    for spine in ax.spines.values():
+                        spine.set_visible(False)
+                    if c == 0 and kind == "easy":
+                        name = class_names[label] if class_names is not None else f"class {label}"
+                        ax.set_ylabel(name, fontsize=9)
+                    if c >= len(chosen):
+                        if c == 0:
+                            ax.text(0.5, 0.5, f"no {kind} image", transform=ax.transAxes,
+                                    ha="center", va="center", fontsize=8, color="0.4")
+                        continue
+                    row = chosen.iloc[c]
+                    sid = int(row["sample_id"])
+                    if sid not in where:
+                        raise DataError(f"{source}: sample_id {sid} is not in the test split's ids; "
+                                        "is the data config the one the predictions were made on?")
+                    img, cmap = _hwc(images[where[sid]])
+                    ax.imshow(img, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+                    if "confidence" in chosen.columns and np.isfinite(row["confidence"]):
+                        ax.set_title(f"conf {row['confidence']:.2f}", fontsize=7)
+        fig.suptitle(DEFAULT_TITLE if title is None else title)
+    return fig
