@@ -1,0 +1,225 @@
+"""``msdnet infer``: real early-exit inference of a trained checkpoint on a data split.
+
+Thresholds (exactly one source):
+  --val VAL.npz --p P          the paper's procedure (``analysis.budgeted``) on a held-out split's
+                               recorded logits, exit shares q_k ~ P^k
+  --val VAL.npz --budget MACS  the paper's procedure at the p whose validation average cost is the
+                               largest not above MACS (``BudgetedEvaluator.at_budget``)
+  --thresholds T1 .. T(K-1)    given: one per exit but the last (the last exit takes every image
+                               left); "inf" = nobody leaves at that exit, "-inf" = everybody does
+
+Costs are those of the run's evaluation mode: with lazy evaluation (the default for MSDNet;
+``--no-lazy`` to turn it off) the per-exit costs C_k are ``count_costs(model, lazy=True)``, so
+--budget is a budget for lazy evaluation. The validation file must come from the same checkpoint
+(its ``checkpoint_sha256``, when recorded, must match) and from another split than --split.
+
+Runs, in order: one warm-up batch (untimed), a counted run (MACs measured with the op counter;
+per-image results), then --repeat times: a timed full evaluation (``model(x)``, every exit) and a
+timed early-exit run without the counter; the best time of each is reported. Prints accuracy,
+mean exit (1-based), the share of images per exit, MACs per image measured and expected
+(sum_k n_k C_k / N), wall-clock per image and the speed-up over full evaluation.
+
+--json prints one object: checkpoint, split, n_images, batch_size, device, lazy, confidence,
+threshold_source {mode: "p" | "budget" | "given", p, budget, val, val_avg_macs, val_accuracy},
+thresholds (K values, the last "-inf"), exit_macs, exit_counts, exit_fractions, accuracy,
+mean_exit, measured_macs_per_image, expected_macs_per_image, full_macs_per_image,
+seconds_per_image, full_seconds_per_image, full_accuracy, speedup.
+--csv OUT.csv writes one row per image: sample_id, label, exit (1-based), prediction,
+confidence, correct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..analysis.budgeted import BudgetedEvaluator
+from ..analysis.common import CONFIDENCES, dumps, json_list, json_number, write_csv
+from ..config import from_dict
+from ..cost import count_costs
+from ..data import DataConfig, iterate_batches, load_data
+from ..errors import MsdnetError
+from ..inference import (normalize_thresholds, run_early_exit, speedup, time_full_evaluation)
+from ..io import sha256_file
+from ..models import build
+from ..predictions import load
+from ..train import load_checkpoint, resolve_device
+
+HELP = "real early-exit inference of a checkpoint with budgeted-batch thresholds (wall-clock, MACs)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint.pt written by msdnet train")
+    p.add_argument("--val", metavar="VAL.npz",
+                   help="held-out predictions of this checkpoint (msdnet predict) to derive thresholds")
+    p.add_argument("--p", type=float, metavar="P", help="with --val: exit shares q_k ~ P^k (the paper's sweep)")
+    p.add_argument("--budget", type=float, metavar="MACS",
+                   help="with --val: target average MACs per image (validation cost never exceeds it)")
+    p.add_argument("--thresholds", type=float, nargs="*", metavar="T",
+                   help="given thresholds, one per exit but the last")
+    p.add_argument("--split", choices=["val", "test"], default="test", help="split to classify (default test)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--confidence", choices=CONFIDENCES, default="max_prob",
+                   help="confidence measure (default max_prob, the paper's)")
+    p.add_argument("--no-lazy", action="store_true", help="turn lazy evaluation off")
+    p.add_argument("--repeat", type=int, default=1, help="timed repetitions; the best is reported")
+    p.add_argument("--set-data", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data key of the checkpoint's config, e.g. root=data (repeatable)")
+    p.add_argument("--allow-unfinished", action="store_true", help="use a run that has not finished training")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--csv", metavar="OUT.csv", help="write the per-image results as CSV")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    given = args.thresholds is not None
+    if given and (args.val or args.p is not None or args.budget is not None):
+        raise MsdnetError("give either --thresholds or --val with --p / --budget, not both")
+    if not given:
+        if not args.val:
+            raise MsdnetError("give --val VAL.npz with --p P or --budget MACS, or --thresholds T1 ... T(K-1)")
+        if (args.p is None) == (args.budget is None):
+            raise MsdnetError("with --val give exactly one of --p P and --budget MACS")
+        if args.p is not None and (math.isnan(args.p) or args.p < 0):
+            raise MsdnetError(f"--p must be >= 0, got {args.p}")
+    elif args.p is not None or args.budget is not None:
+        raise MsdnetError("--p and --budget need --val")
+    if args.batch_size < 1:
+        raise MsdnetError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.repeat < 1:
+        raise MsdnetError(f"--repeat must be >= 1, got {args.repeat}")
+
+
+def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | None, digest: str,
+                         exit_macs: np.ndarray) -> tuple[np.ndarray, dict]:
+    val = load(args.val)
+    if val.num_exits != model.num_exits:
+        raise MsdnetError(f"{args.val} has {val.num_exits} exits but the checkpoint's model has "
+                          f"{model.num_exits}; record it from this checkpoint with msdnet predict")
+    n_classes = num_classes
+    if n_classes is not None and val.num_classes != n_classes:
+        raise MsdnetError(f"{args.val} has {val.num_classes} classes but the checkpoint's model has "
+                          f"{n_classes}; record it from this checkpoint with msdnet predict")
+    recorded = val.meta.get("checkpoint_sha256") if isinstance(val.meta, dict) else None
+    if recorded and recorded != digest:
+        raise MsdnetError(f"{args.val} was recorded from another checkpoint (sha256 {recorded[:12]}... != "
+                          f"{digest[:12]}...); re-run msdnet predict on {args.checkpoint}")
+    if isinstance(val.meta, dict) and val.meta.get("split") == args.split:
+        raise MsdnetError(f"{args.val} holds the '{args.split}' split, the split being classified; "
+                          "thresholds must come from a held-out split (msdnet predict --splits val)")
+    if len(val) == 0:
+        raise MsdnetError(f"{args.val} holds no images; thresholds need a validation split")
+    # the run's own cost model (lazy or not), so that --budget is a budget for this run
+    val = replace(val, exit_macs=exit_macs.astype(np.float64))
+    ev = BudgetedEvaluator(val, val, args.confidence, val_name=args.val, test_name=args.val)
+    point = ev.point(args.p) if args.p is not None else ev.at_budget(args.budget)
+    source = {"mode": "p" if args.p is not None else "budget", "p": json_number(point.p),
+              "budget": json_number(args.budget), "val": str(args.val),
+              "val_avg_macs": json_number(point.val_avg_macs), "val_accuracy": json_number(point.val_accuracy)}
+    return point.thresholds, source
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    ckpt = load_checkpoint(args.checkpoint)
+    if not ckpt.get("finished") and not args.allow_unfinished:
+        raise MsdnetError(f"{args.checkpoint}: training stopped after epoch {ckpt.get('epoch')}; "
+                          "re-run `msdnet train` to finish it (or pass --allow-unfinished)")
+    config = ckpt["config"]
+    dev = resolve_device(args.device)
+    model = build(config["model"], str(args.checkpoint))
+    model.load_state_dict(ckpt["model"])
+    model.to(dev).eval()
+    lazy = not args.no_lazy
+    exit_macs = np.array([c.macs for c in count_costs(model, lazy=lazy)], dtype=np.int64)
+
+    if args.thresholds is not None:
+        k = model.num_exits
+        if len(args.thresholds) != k - 1:
+            raise MsdnetError(f"--thresholds got {len(args.thresholds)} values but the model has {k} exits; "
+                              f"give {k - 1}, one per exit but the last (it takes every image left)")
+        if any(math.isnan(t) for t in args.thresholds):
+            raise MsdnetError("--thresholds must not be NaN")
+        theta = normalize_thresholds(args.thresholds, k)
+        source: dict[str, Any] = {"mode": "given"}
+    else:
+        theta, source = _thresholds_from_val(args, model, config["model"].get("num_classes"),
+                                             sha256_file(args.checkpoint), exit_macs)
+
+    overrides = {}
+    for item in args.set_data:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    data_cfg = from_dict(DataConfig, {**config["data"], **overrides}, f"{args.checkpoint} [data]")
+    bundle = load_data(data_cfg)
+    if args.split == "val" and bundle.val is None:
+        raise MsdnetError(f"{args.checkpoint}: the run was trained without a held-out split "
+                          "(data.val_size: 0), so there is no val split to classify")
+
+    def batches():
+        return iterate_batches(bundle, args.split, args.batch_size, device=dev)
+
+    kw = dict(lazy=lazy, confidence=args.confidence, device=dev, exit_macs=exit_macs)
+    warm = list(itertools.islice(batches(), 1))
+    time_full_evaluation(model, warm, device=dev)
+    run_early_exit(model, warm, theta, count_macs=False, **kw)
+    result = run_early_exit(model, batches(), theta, count_macs=True, **kw)
+    if result.n_images == 0:
+        raise MsdnetError(f"the '{args.split}' split holds no images")
+    full_s, ee_s, full = math.inf, math.inf, None
+    for _ in range(args.repeat):
+        f = time_full_evaluation(model, batches(), device=dev)
+        if f.seconds < full_s:
+            full_s, full = f.seconds, f
+        ee_s = min(ee_s, run_early_exit(model, batches(), theta, count_macs=False, **kw).seconds)
+    result.seconds = ee_s
+    assert full is not None
+
+    if args.csv:
+        write_csv(result.table(), args.csv)
+    summary = {
+        "checkpoint": str(args.checkpoint), "split": args.split, "n_images": result.n_images,
+        "batch_size": args.batch_size, "device": str(dev), "lazy": lazy, "confidence": args.confidence,
+        "threshold_source": source, "thresholds": json_list(result.thresholds),
+        "exit_macs": json_list(result.exit_macs), "exit_counts": json_list(result.exit_counts),
+        "exit_fractions": json_list(result.exit_fractions), "accuracy": json_number(result.accuracy),
+        "mean_exit": json_number(result.mean_exit),
+        "measured_macs_per_image": json_number(result.measured_macs_per_image),
+        "expected_macs_per_image": json_number(result.expected_macs_per_image),
+        "full_macs_per_image": full.macs_per_image,
+        "seconds_per_image": json_number(result.seconds_per_image),
+        "full_seconds_per_image": json_number(full.seconds_per_image),
+        "full_accuracy": json_number(full.accuracy), "speedup": json_number(speedup(result, full)),
+    }
+    if args.json:
+        print(dumps(summary))
+        return 0
+    mode = "lazy evaluation" if lazy else "no lazy evaluation"
+    print(f"{args.checkpoint}: '{args.split}' split, {result.n_images} images, batch {args.batch_size}, "
+          f"{dev}, {mode}")
+    if source["mode"] == "p":
+        how = f"from {args.val} at p = {source['p']}"
+    elif source["mode"] == "budget":
+        how = f"from {args.val} at budget {args.budget:,.0f} MACs (p = {source['p']})"
+    else:
+        how = "given"
+    print(f"thresholds ({args.confidence}, {how}): " + " ".join(f"{t:.6g}" for t in result.thresholds))
+    if source["mode"] != "given":
+        print(f"  validation: {source['val_avg_macs']:,.1f} MACs per image, top-1 {source['val_accuracy']:.2f} %")
+    print(f"{'exit':>4}  {'C_k (MACs)':>14}  {'images':>7}  {'share':>7}")
+    for k in range(result.num_exits):
+        print(f"{k + 1:>4}  {int(result.exit_macs[k]):>14,}  {int(result.exit_counts[k]):>7}  "
+              f"{100 * result.exit_fractions[k]:>6.2f}%")
+    print(f"accuracy: {result.accuracy:.2f} %  (full evaluation, last exit: {full.accuracy:.2f} %)")
+    print(f"mean exit: {result.mean_exit:.3f}")
+    print(f"MACs per image: measured {result.measured_macs_per_image:,.1f}, expected "
+          f"{result.expected_macs_per_image:,.1f} (full evaluation: {full.macs_per_image:,})")
+    print(f"wall-clock per image: early exit {result.seconds_per_image * 1e3:.4f} ms, full evaluation "
+          f"{full.seconds_per_image * 1e3:.4f} ms; speed-up {speedup(result, full):.2f}x")
+    return 0
