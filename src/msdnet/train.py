@@ -1,4 +1,4 @@
-"""The trainer: SPEC §5's recipe for any MultiExitModel, with exact resume.
+"""The trainer: SPEC §5's recipe for any MultiExitModel, with exact resume, fast and multi-GPU.
 
 A run directory holds ``checkpoint.pt`` (model, optimizer, scheduler and RNG states, the full
 config and the metrics so far; written atomically after every epoch), ``metrics.csv`` (one row
@@ -6,6 +6,12 @@ per epoch) and ``config.yaml`` (the resolved config). Re-running the same comman
 from the last checkpoint. Every epoch's randomness (shuffling, augmentation, stochastic depth)
 is seeded from ``(seed, epoch)``, so a run that was killed and resumed ends with the same
 weights as one that never stopped (on CPU; cuDNN may be non-deterministic on a GPU).
+
+Speed: array data (digits, CIFAR, synthetic) lives on the device as uint8 and is batched by
+index slices (:func:`msdnet.data.iterate_batches`); precision, channels_last and compilation
+come from :mod:`msdnet.precision`; the loop reads nothing back from the device until the
+epoch ends. Under ``torchrun`` the same code runs DistributedDataParallel with the global
+batch split across the ranks (:mod:`msdnet.distributed`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
@@ -26,21 +32,35 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
+from . import distributed as ddp
 from .config import from_dict
-from .data import DataConfig, iterate_batches, load_data
+from .data import DataConfig, load_data
 from .errors import ConfigError, MsdnetError
 from .io import atomic_path, code_version, stable_hash, write_text_atomic
 from .models import MultiExitModel, build, parse
+from .precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
 
-__all__ = ["TrainConfig", "RunConfig", "train", "lr_at", "resolve_device", "load_checkpoint"]
+__all__ = ["TrainConfig", "RunConfig", "train", "train_step", "evaluate", "lr_at", "resolve_device",
+           "load_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
+# Keys that decide where and how fast a run goes, not what it computes: not part of the hash,
+# so a run may resume on another device, in another precision or with another process count.
+# precision changes the rounding of every step (as the device does); the checkpoint records
+# the policy it was trained with, and a resume under a different one says so.
+EXECUTION_KEYS = ("device", "num_workers", "progress", "eval_batch_size", "eval_every",
+                  "precision", "channels_last", "compile")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation recipe (SPEC §5). ``lr_milestones`` are fractions of ``epochs``."""
+    """The optimisation recipe (SPEC §5). ``lr_milestones`` are fractions of ``epochs``.
+
+    ``batch_size`` is the global batch (split across processes under torchrun).
+    ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto) and ``compile``
+    choose the fast path; see :mod:`msdnet.precision` for what ``auto`` picks per device.
+    """
 
     epochs: int = 300
     batch_size: int = 64
@@ -57,6 +77,9 @@ class TrainConfig:
     device: str = "auto"
     eval_every: int = 1
     progress: Literal["auto", "bar", "none"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -82,11 +105,10 @@ class RunConfig:
 
     @property
     def hash(self) -> str:
-        """Hash of what determines the weights (not where data lives or which device runs it)."""
+        """Hash of what determines the weights (not where data lives or how the steps run)."""
         d = self.to_dict()
         d["data"] = {k: v for k, v in d["data"].items() if k not in ("root", "imagenet_dir")}
-        d["train"] = {k: v for k, v in d["train"].items()
-                      if k not in ("device", "num_workers", "progress", "eval_batch_size", "eval_every")}
+        d["train"] = {k: v for k, v in d["train"].items() if k not in EXECUTION_KEYS}
         return stable_hash(d)
 
 
@@ -162,17 +184,46 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               weights: torch.Tensor, policy: Policy, scaler: torch.amp.GradScaler | None = None,
+               grad_scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on ``(x, y)``; returns per-exit summed losses and correct counts (on device).
+
+    The loss is ``sum_k weights[k] * sum_i CE_k(i) * grad_scale`` with ``grad_scale`` = 1/batch
+    by default (the mean); under DDP the trainer passes ``world_size / global batch``.
+    Nothing is read back to the host, so the GPU never waits for Python.
+    """
+    with policy.autocast_context():
+        outs = net(policy.input(x))
+    ce = torch.stack([F.cross_entropy(o.float(), y, reduction="sum") for o in outs])
+    loss = (ce * weights).sum() * (1.0 / max(len(y), 1) if grad_scale is None else grad_scale)
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    correct = torch.stack([(o.detach().argmax(1) == y).sum() for o in outs])
+    return ce.detach(), correct
+
+
 @torch.no_grad()
-def evaluate(model: MultiExitModel, batches) -> list[float]:
-    """Top-1 % of every exit over an iterable of (x, y, ids) batches."""
+def evaluate(model: MultiExitModel, batches: Iterable, policy: Policy | None = None,
+             ctx: ddp.Context = ddp.Context()) -> list[float]:
+    """Top-1 % of every exit over ``(x, y, ...)`` batches (this rank's; counts summed over ranks)."""
     model.eval()
-    correct = torch.zeros(model.num_exits, dtype=torch.long)
-    total = 0
-    for x, y, _ in batches:
-        for k, logits in enumerate(model(x)):
-            correct[k] += (logits.argmax(1) == y).sum().cpu()
-        total += y.numel()
-    return (100.0 * correct.double() / max(total, 1)).tolist()
+    policy = policy or Policy(device_type="cpu")
+    counts = torch.zeros(model.num_exits + 1, dtype=torch.float64,
+                         device=next(model.parameters()).device)   # hits per exit, images
+    for x, y, *_ in batches:
+        with policy.autocast_context():
+            outs = model(policy.input(x))
+        counts[:-1] += torch.stack([(o.argmax(1) == y).sum() for o in outs])
+        counts[-1] += y.numel()
+    counts = ddp.all_reduce_sum(counts, ctx).cpu()
+    return (100.0 * counts[:-1] / max(float(counts[-1]), 1.0)).tolist()
 
 
 def _tqdm_disable(mode: str) -> bool | None:
@@ -180,24 +231,37 @@ def _tqdm_disable(mode: str) -> bool | None:
 
 
 def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
-    """Train (or resume) a run in ``out_dir``; returns the final checkpoint dict."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = run.train
-    device = resolve_device(cfg.device)
-    ckpt_path = out / CHECKPOINT
+    """Train (or resume) a run in ``out_dir``; returns the final checkpoint dict.
 
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 alone writes files
+    and logs, and every rank returns the same checkpoint dict.
+    """
+    ctx, device = ddp.setup(resolve_device(run.train.device))
+    try:
+        return _train(run, Path(out_dir), ctx, device, log if ctx.is_main else (lambda *_: None))
+    finally:
+        ddp.teardown(ctx)
+
+
+def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, log) -> dict[str, Any]:
+    cfg = run.train
+    ckpt_path = out / CHECKPOINT
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed only
     model = build(run.model, "model config").to(device)
     bundle = load_data(run.data)
-    weights = cfg.exit_weights or [1.0] * model.num_exits
-    if len(weights) != model.num_exits:
-        raise ConfigError(f"train.exit_weights has {len(weights)} entries but the model has "
+    if len(cfg.exit_weights or [0] * model.num_exits) != model.num_exits:
+        raise ConfigError(f"train.exit_weights has {len(cfg.exit_weights)} entries but the model has "
                           f"{model.num_exits} exits; give one weight per exit")
+    weights = torch.tensor(cfg.exit_weights or [1.0] * model.num_exits, device=device)
+    policy = decide(device, cfg)
+    if ctx.enabled:
+        ddp.sync_batchnorm(model, device)
+    prepare_model(model, policy)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
     milestones = sorted({round(m * cfg.epochs) for m in cfg.lr_milestones})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+    scaler = grad_scaler(policy)
     rows: list[dict[str, Any]] = []
     start = 0
 
@@ -209,6 +273,8 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
         rows = list(ckpt["metrics"])
         start = int(ckpt["epoch"])
@@ -216,51 +282,26 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
             log(f"{ckpt_path}: already trained for {start} epochs; nothing to do")
             return ckpt
         log(f"resuming {ckpt_path} after epoch {start}")
-    else:
+        if ckpt.get("policy", policy.describe()) != policy.describe():
+            log(f"note: epochs 1-{start} ran with {ckpt['policy']}, the rest runs with {policy.describe()}")
+    elif ctx.is_main:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(
             {**run.to_dict(), "config_hash": run.hash}, sort_keys=False))
+    net = maybe_compile(ddp.wrap(model, ctx, device), policy)
+    log(f"training on {device} ({ctx.world_size} process{'es' if ctx.enabled else ''}): "
+        + ", ".join(f"{k} {v}" for k, v in policy.describe().items()))
 
-    n_train = len(bundle.train)
     kill_at = int(os.environ.get("MSDNET_FAULT_KILL_AFTER_EPOCH") or 0)   # fault injection (tests)
     ckpt: dict[str, Any] = {}
     for epoch in range(start, cfg.epochs):
-        seed = _epoch_seed(cfg.seed, epoch)
-        torch.manual_seed(seed)                   # model-side randomness (stochastic depth, ...)
-        gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
-        model.train()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros(model.num_exits, dtype=torch.float64)
-        correct = torch.zeros(model.num_exits, dtype=torch.long)
-        seen = 0
-        batches = iterate_batches(bundle, "train", cfg.batch_size, shuffle=True, augment=True,
-                                  generator=gen, device=device, num_workers=cfg.num_workers)
-        total_batches = -(-n_train // cfg.batch_size)
-        bar = tqdm(batches, total=total_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   leave=False, disable=_tqdm_disable(cfg.progress))
-        for x, y, _ in bar:
-            outs = model(x)
-            losses = [F.cross_entropy(o, y) for o in outs]
-            loss = sum(w * l for w, l in zip(weights, losses))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            b = y.numel()
-            seen += b
-            loss_sum += torch.tensor([l.item() * b for l in losses], dtype=torch.float64)
-            for k, o in enumerate(outs):
-                correct[k] += (o.detach().argmax(1) == y).sum().cpu()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        lr = opt.param_groups[0]["lr"]
+        row = _train_epoch(net, model, opt, scaler, bundle, weights, policy, ctx, device, cfg, epoch)
         sched.step()
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-        for k in range(model.num_exits):
-            row[f"train_loss_exit{k + 1}"] = round(float(loss_sum[k] / max(seen, 1)), 6)
-        for k in range(model.num_exits):
-            row[f"train_acc_exit{k + 1}"] = round(100.0 * float(correct[k]) / max(seen, 1), 4)
         do_eval = bundle.val is not None and cfg.eval_every and (
             (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)
-        val_acc = evaluate(model, iterate_batches(bundle, "val", cfg.eval_batch_size, device=device,
-                                                  num_workers=cfg.num_workers)) if do_eval else []
+        val_acc = evaluate(model, ddp.rank_batches(
+            bundle, "val", cfg.eval_batch_size, ctx, device=device, num_workers=cfg.num_workers),
+            policy, ctx) if do_eval else []
         for k in range(model.num_exits):
             row[f"val_acc_exit{k + 1}"] = round(val_acc[k], 4) if val_acc else ""
         row["seconds"] = round(time.perf_counter() - t0, 3)
@@ -268,16 +309,56 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
 
         ckpt = {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "rng": _rng_state(), "epoch": epoch + 1, "metrics": rows, "config": run.to_dict(),
-            "config_hash": run.hash, "code_version": code_version(), "num_exits": model.num_exits,
+            "scaler": scaler.state_dict(), "rng": _rng_state(), "epoch": epoch + 1, "metrics": rows,
+            "config": run.to_dict(), "config_hash": run.hash, "code_version": code_version(),
+            "num_exits": model.num_exits, "policy": policy.describe(), "world_size": ctx.world_size,
             "finished": epoch + 1 == cfg.epochs,
         }
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(ckpt, tmp)
-        _write_metrics(out / METRICS, rows)
-        accs = " ".join(f"{a:.1f}" for a in (val_acc or [row[f"train_acc_exit{k + 1}"] for k in range(model.num_exits)]))
-        log(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.4g}  loss {sum(row[f'train_loss_exit{k + 1}'] for k in range(model.num_exits)):.3f}"
-            f"  {'val' if val_acc else 'train'} top-1 % per exit: {accs}  ({row['seconds']:.1f}s)")
+        if ctx.is_main:
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(ckpt, tmp)
+            _write_metrics(out / METRICS, rows)
+        ddp.barrier(ctx)                          # the checkpoint exists before any rank goes on
+        k_range = range(1, model.num_exits + 1)
+        accs = " ".join(f"{a:.1f}" for a in (val_acc or [row[f"train_acc_exit{k}"] for k in k_range]))
+        log(f"epoch {epoch + 1}/{cfg.epochs}  lr {row['lr']:.4g}  "
+            f"loss {sum(row[f'train_loss_exit{k}'] for k in k_range):.3f}  "
+            f"{'val' if val_acc else 'train'} top-1 % per exit: {accs}  ({row['seconds']:.1f}s)")
         if kill_at and epoch + 1 == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
     return ckpt
+
+
+def _train_epoch(net, model: MultiExitModel, opt, scaler, bundle, weights: torch.Tensor,
+                 policy: Policy, ctx: ddp.Context, device: torch.device, cfg: TrainConfig,
+                 epoch: int) -> dict[str, Any]:
+    """One epoch; returns the metrics row (epoch, lr, per-exit loss and accuracy over all ranks)."""
+    seed = _epoch_seed(cfg.seed, epoch)
+    torch.manual_seed(seed)                   # model-side randomness (stochastic depth, ...)
+    gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
+    model.train()
+    k = model.num_exits
+    loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
+    correct = torch.zeros(k, dtype=torch.long, device=device)
+    seen = 0
+    batches = ddp.rank_batches(bundle, "train", cfg.batch_size, ctx, shuffle=True, augment=True,
+                               generator=gen, device=device, num_workers=cfg.num_workers)
+    bar = tqdm(batches, total=-(-len(bundle.train) // cfg.batch_size), leave=False,
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=_tqdm_disable(cfg.progress) or not ctx.is_main)
+    for step, (x, y, _, n_global) in enumerate(bar):
+        ce, hits = train_step(net, opt, x, y, weights, policy, scaler,
+                              grad_scale=ctx.world_size / n_global)
+        loss_sum += ce
+        correct += hits
+        seen += len(y)
+        if not bar.disable and step % 25 == 0:      # reading the loss waits for the GPU
+            bar.set_postfix(loss=f"{float((ce * weights).sum()) / max(len(y), 1):.3f}")
+    totals = ddp.all_reduce_sum(torch.cat([loss_sum, correct.double(),
+                                           loss_sum.new_tensor([seen])]), ctx).cpu()
+    n = max(float(totals[-1]), 1.0)
+    row: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+    for i in range(k):
+        row[f"train_loss_exit{i + 1}"] = round(float(totals[i]) / n, 6)
+    for i in range(k):
+        row[f"train_acc_exit{i + 1}"] = round(100.0 * float(totals[k + i]) / n, 4)
+    return row

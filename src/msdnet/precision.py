@@ -1,0 +1,136 @@
+"""The one place that decides precision, memory format and compilation (STYLE habit 6).
+
+:func:`decide` turns a device and the recipe's ``precision`` / ``channels_last`` / ``compile``
+keys into a :class:`Policy`; the trainer and the benchmark only ever ask the policy. What
+``auto`` means, per device (measured, see ``benchmarks/bench_train.py``):
+
+========  ==========================================  =============  ==========================
+device    precision ``auto``                          channels_last  why
+========  ==========================================  =============  ==========================
+CUDA      bf16 autocast if the GPU has bf16 (sm80+),  yes            tensor cores; NHWC is
+          else float32 (fp16 only when asked)                        their native layout
+CPU       float32                                     no             on the 2-core Xeon used
+                                                                     for CI, bf16 autocast and
+                                                                     NHWC were both *slower*
+                                                                     (MSDNet-CIFAR-100 train:
+                                                                     fp32 NCHW 14.3 img/s, bf16
+                                                                     12.7, NHWC 13.2)
+other     float32                                     no             untested
+========  ==========================================  =============  ==========================
+
+Numerics. Weights, gradients, optimizer state and BatchNorm parameters and running statistics
+always stay float32: autocast only runs convolutions and matmuls in the low-precision dtype.
+BatchNorm is not in autocast's cast lists, so it receives the bf16 convolution output and
+(on CPU and CUDA alike) computes the batch mean and variance with float32 accumulation,
+normalises with its float32 parameters and hands back bf16 -- the same "BatchNorm in float32"
+as airbench, without a float32 copy of every activation. The losses are computed in float32
+from the logits. fp16 needs loss scaling: :func:`grad_scaler` gives an enabled ``GradScaler``
+for it only. ``channels_last`` and ``compile`` do not change the math (rounding aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, ContextManager, Literal, Protocol
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+__all__ = ["Policy", "decide", "prepare_model", "maybe_compile", "grad_scaler"]
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+class _Knobs(Protocol):           # what decide() reads from a TrainConfig
+    precision: Precision
+    channels_last: bool | None
+    compile: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a model runs on one device.
+
+    Attributes:
+        device_type: ``cuda``, ``cpu``, ...
+        dtype: the autocast dtype; ``torch.float32`` means no autocast.
+        channels_last: model and inputs in NHWC memory format.
+        compile: wrap the training forward in ``torch.compile``.
+        cudnn_benchmark: let cuDNN pick the fastest convolution algorithms (CUDA only).
+    """
+
+    device_type: str
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = False
+
+    @property
+    def autocast(self) -> bool:
+        return self.dtype != torch.float32
+
+    def autocast_context(self) -> ContextManager:
+        """``torch.autocast`` for this policy (a no-op context in float32)."""
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch in the memory format the model expects."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def describe(self) -> dict[str, Any]:
+        """Plain values for checkpoints, logs and benchmark tables."""
+        return {"precision": _NAMES[self.dtype], "channels_last": self.channels_last,
+                "compile": self.compile}
+
+
+def decide(device: torch.device | str, cfg: _Knobs) -> Policy:
+    """The policy for ``device`` given the recipe's requests (see the module table for ``auto``)."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    bf16_ok = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if cfg.precision == "auto":
+        dtype = torch.bfloat16 if bf16_ok else torch.float32
+    else:
+        dtype = _DTYPES[cfg.precision]
+        if dtype == torch.float16 and not cuda:
+            raise ConfigError(f"train.precision: fp16 needs a CUDA device (got {device}); "
+                              "use bf16 or fp32")
+        if dtype == torch.bfloat16 and cuda and not bf16_ok:
+            raise ConfigError("train.precision: this GPU has no bf16 support; use fp16 or fp32")
+    channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+    return Policy(device_type=device.type, dtype=dtype, channels_last=channels_last,
+                  compile=cfg.compile, cudnn_benchmark=cuda)
+
+
+def prepare_model(model: nn.Module, policy: Policy) -> nn.Module:
+    """Put ``model`` (already on its device) in the policy's memory format, in place.
+
+    Parameters stay float32 (autocast casts per op), so BatchNorm keeps float32 parameters
+    and running statistics. Also applies the process-wide cuDNN setting.
+    """
+    if policy.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    if policy.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def maybe_compile(model: nn.Module, policy: Policy) -> nn.Module:
+    """``torch.compile(model)`` when the policy asks for it, else ``model``.
+
+    Checkpoints must be written from the uncompiled module (its state-dict keys lack the
+    ``_orig_mod.`` prefix); the trainer keeps both.
+    """
+    return torch.compile(model) if policy.compile else model
+
+
+def grad_scaler(policy: Policy) -> torch.amp.GradScaler:
+    """A loss scaler, enabled only for fp16 (bf16 has float32's exponent range)."""
+    return torch.amp.GradScaler(policy.device_type, enabled=policy.dtype == torch.float16)
