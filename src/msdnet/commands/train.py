@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+import shutil
+from pathlib import Path
+
 import yaml
 
 from ..config import load_yaml
-from ..errors import ConfigError
-from ..train import make_run_config, train
+from ..errors import ConfigError, MsdnetError
+from ..io import atomic_path
+from ..train import CHECKPOINT, make_run_config, train
 
 HELP = "train a model config with a recipe (data + optimisation); re-running resumes"
 
@@ -17,9 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model config YAML (config/models/*.yaml)")
     p.add_argument("--recipe", required=True, help="recipe YAML with sections data: and train:")
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.csv, config.yaml)")
+    p.add_argument("--final", metavar="FILE",
+                   help="when training has finished, also save the final checkpoint here (the file a "
+                        "workflow declares as output; checkpoint.pt stays the resume state)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a recipe key, e.g. --set train.epochs=5 --set data.root=data "
-                        "(VALUE is parsed as YAML); repeatable")
+                   help="override a key, e.g. --set train.epochs=5 --set data.root=data "
+                        "--set model.dense=false (VALUE is parsed as YAML); repeatable")
 
 
 def apply_overrides(recipe: dict, overrides: list[str], source: str) -> dict:
@@ -36,6 +43,12 @@ def apply_overrides(recipe: dict, overrides: list[str], source: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     model = load_yaml(args.model)
     recipe = apply_overrides(load_yaml(args.recipe), args.set, args.recipe)
+    model.update(recipe.pop("model", {}))
     run_cfg = make_run_config(model, recipe, args.model, args.recipe)
-    train(run_cfg, args.out)
+    ckpt = train(run_cfg, args.out)
+    if args.final:
+        if not ckpt.get("finished"):
+            raise MsdnetError(f"{args.out}: training did not finish; re-run to resume")
+        with atomic_path(args.final) as tmp:
+            shutil.copyfile(Path(args.out) / CHECKPOINT, tmp)
     return 0

@@ -1,0 +1,22 @@
+# MSDNet reproduction workflow: every figure of the paper from models it trains itself.
+#   snakemake --cores 2 figures                                   (embedded default, CPU)
+#   snakemake --cores 8 --configfile config/paper-cifar100.yaml figures   (GPU)
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/analyze.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/notebooks.smk"
+
+
+rule all:
+    input:
+        rules.figures.input,
+
+
+localrules:
+    all,
+    figures,

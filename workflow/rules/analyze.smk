@@ -1,0 +1,22 @@
+rule table:
+    input:
+        preset=f"{RESULTS}/preset.json",
+        predictions=table_predictions,
+    output:
+        f"{RESULTS}/tables/{{table}}.csv",
+    log:
+        f"{LOGS}/tables/{{table}}.log",
+    shell:
+        "msdnet collect {wildcards.table} --preset {input.preset} --results {RESULTS}"
+        " --csv {output} > {log} 2>&1"
+
+
+rule data_config:
+    input:
+        preset=f"{RESULTS}/preset.json",
+    output:
+        f"{RESULTS}/data.yaml",
+    log:
+        f"{LOGS}/data_config.log",
+    shell:
+        "msdnet preset {input.preset} --write-data {output} > {log} 2>&1"
