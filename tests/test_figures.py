@@ -18,7 +18,7 @@ from msdnet.figures import (FIGURE_IDS, ablation_figure, anytime_figure, budgete
                             densenet_star_figure, easy_hard_figure, load_reference,
                             reduction_lazy_figure, staircase_figure, style)
 from msdnet.figures.common import mean_curve
-from msdnet.figures.summary import anytime_at_budgets, budgeted_at_budgets
+from msdnet.figures.summary import anytime_at_budgets, budgeted_at_budgets, common_budgets
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "overview.py"
@@ -369,6 +369,18 @@ def test_summaries():
     bt = budgeted_at_budgets(budgeted_table(seeds=(0,)), [1e9, 2e7])
     assert math.isnan(bt.loc["MSDNet", 1e9]) and bt.loc["ResNet-110", 1e9] == pytest.approx(72.0)
     assert 60 < bt.loc["MSDNet", 2e7] < 70
+
+
+def test_common_budgets_lie_inside_every_curve():
+    t = budgeted_table(seeds=(0, 1))
+    budgets = common_budgets(t, n=4)
+    assert len(budgets) == 4
+    dyn = t[t.kind == "dynamic"]
+    lo = dyn.groupby("model")["avg_macs"].min().max()
+    hi = dyn.groupby("model")["avg_macs"].max().min()
+    assert all(lo < b < hi for b in budgets)
+    assert not budgeted_at_budgets(t, budgets).loc[["MSDNet", "ResNet^MC"]].isna().any().any()
+    assert common_budgets(t.drop(columns=["avg_macs"])) == []
 
 
 # -- easy / hard -------------------------------------------------------------------------------

@@ -78,58 +78,6 @@ def _check(args: argparse.Namespace) -> None:
         raise MsdnetError(f"the {fid} figure has no MACs axis; the paper's points do not apply")
 
 
-def _load_test_images(data_yaml: str):
-    """(images uint8 [N, C, H, W], ids [N], class names or None) of the data config's test split."""
-    import numpy as np
-    import yaml
-
-    from ..config import from_dict
-    from ..data import DataConfig, load_data
-    from ..errors import ConfigError
-
-    path = Path(data_yaml)
-    if not path.is_file():
-        raise ConfigError(f"data config {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"data config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
-        raw = raw["data"]          # a recipe: use its data: section
-    if not isinstance(raw, dict):
-        raise ConfigError(f"data config {path}: expected a mapping of data keys (name, root, ...)")
-    test = load_data(from_dict(DataConfig, raw, str(path))).test
-    if hasattr(test, "images") and hasattr(test, "ids"):
-        return np.asarray(test.images), np.asarray(test.ids), None
-    samples = getattr(test, "samples", None)            # an ImageFolder (ImageNet)
-    if samples is None:
-        raise ConfigError(f"data config {path}: its test split holds no images this figure can read")
-    return _FolderImages(samples), np.arange(len(samples)), list(getattr(test, "classes", [])) or None
-
-
-class _FolderImages:
-    """Images of an image folder, read on demand (224x224 centre crops, uint8 [C, H, W])."""
-
-    def __init__(self, samples):
-        self.samples = samples
-        self.ndim = 4
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    @property
-    def shape(self):
-        return (len(self.samples), 3, 224, 224)
-
-    def __getitem__(self, i):
-        import numpy as np
-        from PIL import Image, ImageOps
-
-        with Image.open(self.samples[i][0]) as im:
-            im = ImageOps.fit(im.convert("RGB"), (224, 224))
-            return np.transpose(np.asarray(im, dtype=np.uint8), (2, 0, 1))
-
-
 def run(args: argparse.Namespace) -> int:
     _check(args)
     from .. import figures as F   # matplotlib is loaded only when a figure is drawn
@@ -146,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         table = F.read_table(args.table, f"{fid} table")
         source = f"{fid} table {args.table}"
         if fid == "easy-hard":
-            images, ids, names = _load_test_images(args.data)
+            images, ids, names = F.load_test_images(args.data)
             fig = F.easy_hard_figure(table, images, ids, labels=args.labels,
                                      max_classes=args.max_classes, per_kind=args.per_kind,
                                      class_names=names, title=args.title, source=source)

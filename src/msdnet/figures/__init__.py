@@ -23,7 +23,7 @@ from .anytime import anytime_figure
 from .budgeted import budgeted_figure
 from .common import load_reference, read_table
 from .densenet_star import densenet_star_figure
-from .easy_hard import easy_hard_figure
+from .easy_hard import easy_hard_figure, load_test_images
 from .reduction_lazy import reduction_lazy_figure
 from .staircase import staircase_figure
 from .style import save
@@ -33,6 +33,6 @@ FIGURE_IDS = ("anytime", "budgeted", "staircase", "ablation", "easy-hard", "dens
 
 __all__ = [
     "FIGURE_IDS", "ablation_figure", "anytime_figure", "budgeted_figure", "densenet_star_figure",
-    "easy_hard_figure", "load_reference", "read_table", "reduction_lazy_figure", "save",
-    "staircase_figure",
+    "easy_hard_figure", "load_reference", "load_test_images", "read_table",
+    "reduction_lazy_figure", "save", "staircase_figure",
 ]

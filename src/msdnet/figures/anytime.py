@@ -32,6 +32,6 @@ def anytime_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
         draw_anytime(ax, df)
         draw_reference(ax, reference)
         label_axes(ax, ANYTIME_X)
-        style.legend(ax, outside=reference is not None and not reference.empty)
+        style.legend(ax)
         ax.set_title(DEFAULT_TITLE if title is None else title)
     return fig

@@ -38,6 +38,6 @@ def budgeted_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
         draw_budgeted(ax, df)
         draw_reference(ax, reference)
         label_axes(ax, BUDGETED_X)
-        style.legend(ax, outside=True)
+        style.legend(ax)
         ax.set_title(DEFAULT_TITLE if title is None else title)
     return fig

@@ -35,6 +35,6 @@ def densenet_star_figure(anytime: pd.DataFrame, budgeted: pd.DataFrame,
         draw_reference(right, reference)
         label_axes(right, BUDGETED_X)
         right.set_title("budgeted batch classification")
-        style.legend(right, outside=reference is not None and not reference.empty)
+        style.legend(right)
         fig.suptitle(DEFAULT_TITLE if title is None else title)
     return fig

@@ -18,6 +18,7 @@ reads "no easy image" / "no hard image".
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -114,3 +115,58 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
                         ax.set_title(f"conf {row['confidence']:.2f}", fontsize=7)
         fig.suptitle(DEFAULT_TITLE if title is None else title)
     return fig
+
+
+def load_test_images(data_yaml: str | Path):
+    """(images uint8 [N, C, H, W], ids [N], class names or None) of a data config's test split.
+
+    The YAML holds the ``DataConfig`` keys (``{name: digits, image_size: 32, root: data}``) or is
+    a recipe with a ``data:`` section. In-memory splits give their arrays; an image folder
+    (ImageNet) gives a lazy reader of 224x224 centre crops.
+    """
+    import yaml
+
+    from ..config import from_dict
+    from ..data import DataConfig, load_data
+    from ..errors import ConfigError
+
+    path = Path(data_yaml)
+    if not path.is_file():
+        raise ConfigError(f"data config {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"data config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
+        raw = raw["data"]          # a recipe: use its data: section
+    if not isinstance(raw, dict):
+        raise ConfigError(f"data config {path}: expected a mapping of data keys (name, root, ...)")
+    test = load_data(from_dict(DataConfig, raw, str(path))).test
+    if hasattr(test, "images") and hasattr(test, "ids"):
+        return np.asarray(test.images), np.asarray(test.ids), None
+    samples = getattr(test, "samples", None)            # an ImageFolder (ImageNet)
+    if samples is None:
+        raise ConfigError(f"data config {path}: its test split holds no images this figure can read")
+    return _FolderImages(samples), np.arange(len(samples)), list(getattr(test, "classes", [])) or None
+
+
+class _FolderImages:
+    """Images of an image folder, read on demand (224x224 centre crops, uint8 [C, H, W])."""
+
+    def __init__(self, samples):
+        self.samples = samples
+        self.ndim = 4
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def shape(self):
+        return (len(self.samples), 3, 224, 224)
+
+    def __getitem__(self, i):
+        from PIL import Image, ImageOps
+
+        with Image.open(self.samples[i][0]) as im:
+            im = ImageOps.fit(im.convert("RGB"), (224, 224))
+            return np.transpose(np.asarray(im, dtype=np.uint8), (2, 0, 1))

@@ -27,6 +27,6 @@ def reduction_lazy_figure(table: pd.DataFrame, reference: pd.DataFrame | None = 
         draw_budgeted(ax, df)
         draw_reference(ax, reference)
         label_axes(ax, BUDGETED_X)
-        style.legend(ax, outside=reference is not None and not reference.empty)
+        style.legend(ax)
         ax.set_title(DEFAULT_TITLE if title is None else title)
     return fig

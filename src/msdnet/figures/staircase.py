@@ -52,11 +52,13 @@ def staircase_figure(table: pd.DataFrame, title: str | None = None,
     if bad:
         raise DataError(f"{source}: column metric holds {bad[0]!r}; use {' or '.join(METRICS)}")
     df["family"] = df["family"].astype(str)
+    order = {"ResNet": 0, "DenseNet": 1, "MSDNet": 2}      # the paper's order, then the table's
+    families = sorted(model_order(df, "family"), key=lambda f: order.get(family_name(f), 3))
     with style.theme():
         fig, axes = style.new_figure(ncols=2, width=5.0)
         for ax, (metric, (panel_title, ylabel)) in zip(axes, METRICS.items()):
             d = df[df["metric"] == metric]
-            for family in model_order(df, "family"):
+            for family in families:
                 f = d[d["family"] == family].sort_values("location")
                 if f.empty:
                     continue

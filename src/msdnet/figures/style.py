@@ -23,17 +23,16 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-import matplotlib
+# No pyplot anywhere: a bare Figure renders through Agg when saved, so no backend is chosen
+# here and a notebook's own (inline) backend is left alone.
+import matplotlib as mpl
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg", force=False)  # figures are written to files; never needs a display
-
-import matplotlib as mpl  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from ..io import atomic_path  # noqa: E402
+from ..io import atomic_path
 
 __all__ = [
     "ACCURACY_LABEL", "DPI", "colour", "display_name", "macs_axis", "marker", "new_figure",
@@ -64,11 +63,11 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     # ablations (anytime, CIFAR-100)
     "MSDNet w/o dense connection": _CB[1],
     "MSDNet w/o dense connection and multi-scale": _CB[4],
-    "MSDNet w/o dense connection, multi-scale and intermediate classifiers": _CB[6],
+    "MSDNet w/o dense connection, multi-scale and intermediate classifiers": _DARK[6],
     # network reduction and lazy evaluation (budgeted, CIFAR-100)
     "MSDNet w/o network reduction": _CB[1],
     "MSDNet w/o lazy evaluation": _CB[4],
-    "MSDNet w/o network reduction and lazy evaluation": _CB[6],
+    "MSDNet w/o network reduction and lazy evaluation": _DARK[6],
     "MSDNet w/o dynamic evaluation": _CB[1],
     # single networks of the budgeted figures
     "ResNets": _DARK[0],
@@ -102,7 +101,7 @@ ALIASES: dict[str, str] = {
 # Colours and markers for names not listed above: a stable hash picks one (muted shades, so
 # they never equal a fixed colour).
 _SPARE_COLOURS = [_MUTED[i] for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + \
-    [_DARK[i] for i in (1, 3, 5, 6, 8, 9)]
+    [_DARK[i] for i in (1, 3, 5, 8, 9)]
 _SPARE_MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "*", "P", "X"]
 
 _SUFFIXES = re.compile(r"\s*\((continued|paper)\)\s*$")
@@ -199,17 +198,26 @@ def accuracy_axis(ax: Axes) -> None:
     ax.set_ylabel(ACCURACY_LABEL)
 
 
-def legend(ax: Axes, outside: bool = False, loc: str = "lower right", **kwargs) -> None:
-    """The legend, inside (at ``loc``) or to the right of the axes; nothing if no labels."""
+def legend(ax: Axes, outside: bool | None = None, loc: str = "lower right", **kwargs) -> None:
+    """The legend, inside (at ``loc``) or to the right of the axes; nothing if no labels.
+    ``outside=None`` decides by size: outside for more than 5 entries or a label over 32
+    characters (it would hide the curves)."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return
+    if outside is None:
+        outside = len(labels) > 5 or max(len(lbl) for lbl in labels) > 32
     # the reproduced curves first, then the paper's (each group in drawing order)
     pairs = sorted(zip(handles, labels), key=lambda hl: hl[1].endswith(" (paper)"))
     handles, labels = [h for h, _ in pairs], [lbl for _, lbl in pairs]
     if outside:
-        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  frameon=False, **kwargs)
+        leg = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                        borderaxespad=0.0, frameon=False, **kwargs)
+        # widen the figure by the legend's width so that the axes keep their size
+        fig = ax.get_figure(root=True)
+        width = leg.get_window_extent(FigureCanvasAgg(fig).get_renderer()).width / fig.dpi
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w + width + 0.2, h)
     else:
         ax.legend(handles, labels, loc=loc, **kwargs)
 

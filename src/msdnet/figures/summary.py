@@ -5,6 +5,7 @@ first and last exits, best mean accuracy over exits.
 ``anytime_at_budgets``: per model and budget B, the best mean accuracy of an exit with MACs <= B
 (what an anytime model can answer when stopped at B); NaN when even exit 1 costs more.
 ``budgeted_summary``: per model: kind, seeds, MACs range and best mean accuracy.
+``common_budgets``: a few budgets inside the MACs range every curve covers.
 ``budgeted_at_budgets``: per model and budget B, the mean curve's accuracy interpolated at B
 (dynamic curves, NaN outside the curve's range); single networks: their mean accuracy when their
 mean cost is <= B, else NaN.
@@ -75,3 +76,23 @@ def budgeted_at_budgets(table: pd.DataFrame, budgets: Sequence[float],
             s = single_mean(d)
             out[model] = [s["accuracy"] if s["avg_macs"] <= b else np.nan for b in budgets]
     return pd.DataFrame(out, index=pd.Index([float(b) for b in budgets], name="budget (MACs)")).T
+
+
+def common_budgets(table: pd.DataFrame, x: str = "avg_macs", n: int = 4) -> list[float]:
+    """``n`` budgets evenly spaced strictly inside the MACs range that every curve covers (the
+    dynamic curves when the table has a ``kind`` column), to 3 significant digits; the whole
+    range when the curves do not overlap. For "accuracy at a few budgets" tables."""
+    df = table
+    if x not in df.columns or "model" not in df.columns:
+        return []
+    if "kind" in df.columns and (df["kind"] == "dynamic").any():
+        df = df[df["kind"] == "dynamic"]
+    costs = pd.to_numeric(df[x], errors="coerce")
+    per = costs.groupby(df["model"]).agg(["min", "max"]).dropna()
+    if per.empty:
+        return []
+    lo, hi = float(per["min"].max()), float(per["max"].min())
+    if not lo < hi:
+        lo, hi = float(per["min"].min()), float(per["max"].max())
+    grid = np.linspace(lo, hi, n + 2)[1:-1] if lo < hi else np.array([lo])
+    return sorted({float(f"{b:.3g}") for b in grid})
