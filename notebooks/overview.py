@@ -30,8 +30,8 @@
 #
 # or open it in Jupyter (with jupytext installed) and run all cells. Optional parameters:
 # `reference_csv` + `dataset` draw the paper's points on the MACs figures; `data_yaml` (a data
-# config) lets the easy-hard section load the test images (else it shows
-# `{figures_dir}/easy-hard.png` if that exists).
+# config) makes the easy-hard section redraw from the test images; without it, it shows
+# `{figures_dir}/easy-hard.png`, or redraws from `{results_dir}/data.yaml` when there is no PNG.
 
 # %% tags=["parameters"]
 results_dir = "results/mini"
@@ -170,16 +170,17 @@ if easy_hard is not None:
     if {"label", "kind"} <= set(easy_hard.columns):
         display(easy_hard.groupby(["label", "kind"]).size().unstack(fill_value=0))
     png = FIGURES / "easy-hard.png"
-    if data_yaml:
-        loaded = attempt("test images", F.load_test_images, _resolve(data_yaml))
+    data_config = _resolve(data_yaml) if data_yaml else RESULTS / "data.yaml"
+    if png.exists() and not data_yaml:
+        display(Image(filename=str(png)))
+    elif data_config.is_file():
+        loaded = attempt("test images", F.load_test_images, data_config)
         if loaded is not None:
             images, ids, names = loaded
             fig = attempt("easy-hard figure", F.easy_hard_figure, easy_hard, images, ids,
                           class_names=names)
             if fig is not None:
                 show(fig)
-    elif png.exists():
-        display(Image(filename=str(png)))
     else:
         print(f"no images: pass data_yaml (a data config) or draw {png} with `msdnet figure easy-hard`")
 

@@ -97,7 +97,8 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
                     for spine in ax.spines.values():
                         spine.set_visible(False)
                     if c == 0 and kind == "easy":
-                        name = class_names[label] if class_names is not None else f"class {label}"
+                        known = class_names is not None and 0 <= label < len(class_names)
+                        name = str(class_names[label]) if known else f"class {label}"
                         ax.set_ylabel(name, fontsize=9)
                     if c >= len(chosen):
                         if c == 0:
