@@ -14,14 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the Snakemake workflow lands, the main job trains, records and evaluates the
-# default MSDNet on the embedded digits data.
-RUN := results/mini/msdnet-digits/seed0
+# The main job: every figure and the executed notebook of a preset (default: the embedded
+# digits preset, config/config.yaml). Another preset: make figures CONFIG=config/paper-cifar100.yaml
+CONFIG ?= config/config.yaml
+CORES  ?= 2
 figures: $(STAMP)
-	$(BIN)/msdnet train config/models/msdnet-digits.yaml --recipe config/recipes/digits.yaml --out $(RUN)
-	$(BIN)/msdnet predict $(RUN)/checkpoint.pt --out-dir $(RUN)/predictions
-	$(BIN)/msdnet cost config/models/msdnet-digits.yaml
-	$(BIN)/msdnet anytime --test $(RUN)/predictions/test.npz
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake figures --cores $(CORES) \
+		--workflow-profile workflow/profiles/default --configfile $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

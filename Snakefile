@@ -1,7 +1,10 @@
 # MSDNet reproduction workflow: every figure of the paper from models it trains itself.
 #   snakemake --cores 2 figures                                   (embedded default, CPU)
-#   snakemake --cores 8 --configfile config/paper-cifar100.yaml figures   (GPU)
-configfile: "config/config.yaml"
+#   snakemake figures --cores 8 --configfile config/paper-cifar100.yaml   (GPU)
+# A --configfile replaces the embedded default preset (it is not merged into it).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -111,7 +111,7 @@ class Preset:
             refs += [(fig, n) for n in f.get(fig, {}).values()]
         b = f.get("budgeted", {})
         refs += [("budgeted", n) for ns in b.get("dynamic", {}).values() for n in ns]
-        refs += [("budgeted", n) for n in b.get("single", {}).values()]
+        refs += [("budgeted", n) for ns in b.get("single", {}).values() for n in _as_list(ns)]
         d = f.get("densenet-star", {})
         refs += [("densenet-star", n) for n in d.get("anytime", {}).values()]
         refs += [("densenet-star", n) for ns in d.get("budgeted", {}).values() for n in ns]
@@ -169,6 +169,10 @@ class Preset:
         return args
 
 
+def _as_list(names: str | list[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
 def _yaml_scalar(v: Any) -> str:
     return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
@@ -203,10 +207,17 @@ def anytime_rows(preset: Preset, results: Path, curves: Mapping[str, str]) -> pd
 
 
 def budgeted_rows(preset: Preset, results: Path, dynamic: Mapping[str, list[str]],
-                  single: Mapping[str, str] | None = None, costs: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Columns: model (label), seed, kind (dynamic | single), p, avg_macs, accuracy (top-1 %),
-    val_avg_macs, val_accuracy. A dynamic curve over several models is their best-on-validation
-    envelope (the paper's MSDNet curve); over one model it is that model's sweep of p."""
+                  single: Mapping[str, str | list[str]] | None = None,
+                  costs: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Columns: model (legend label), family (single networks: the label that joins several
+    sizes into one line), name (the network a point comes from), seed, kind (dynamic | single),
+    p, avg_macs, accuracy (top-1 %), val_avg_macs, val_accuracy.
+
+    A dynamic curve over several models is their best-on-validation envelope (the paper's MSDNet
+    curve); over one model it is that model's sweep of p. A single network is one point (its
+    last exit, full cost); a label with several single networks is a line through their sizes.
+    Dynamic curves count lazy evaluation unless ``costs`` says ``full`` for their label.
+    """
     rows = []
     for label, names in dynamic.items():
         cost_kind = (costs or {}).get(label, "lazy")
@@ -218,18 +229,24 @@ def budgeted_rows(preset: Preset, results: Path, dynamic: Mapping[str, list[str]
                 points[name] = ev.sweep()
             chosen = points[names[0]] if len(names) == 1 else envelope(points)
             for pt in chosen:
-                rows.append({"model": label, "seed": seed, "kind": "dynamic", "p": pt.p,
+                rows.append({"model": label, "name": pt.model if len(names) > 1 else names[0],
+                             "seed": seed, "kind": "dynamic", "p": pt.p,
                              "avg_macs": pt.avg_macs, "accuracy": pt.accuracy,
                              "val_avg_macs": pt.val_avg_macs, "val_accuracy": pt.val_accuracy})
-    for label, name in (single or {}).items():
-        for seed in preset.seeds_for(name):
-            test, val = _load(results, name, seed, "test"), _load(results, name, seed, "val")
-            acc = lambda pr: float(100.0 * np.mean(pr.logits[-1].argmax(1) == pr.labels))
-            rows.append({"model": label, "seed": seed, "kind": "single", "p": float("nan"),
-                         "avg_macs": float(test.exit_macs[-1]), "accuracy": acc(test),
-                         "val_avg_macs": float(val.exit_macs[-1]), "val_accuracy": acc(val)})
-    return pd.DataFrame(rows, columns=["model", "seed", "kind", "p", "avg_macs", "accuracy",
-                                       "val_avg_macs", "val_accuracy"])
+    for label, names in (single or {}).items():
+        for name in _as_list(names):
+            for seed in preset.seeds_for(name):
+                test, val = _load(results, name, seed, "test"), _load(results, name, seed, "val")
+                rows.append({"model": label if isinstance(names, str) else name, "family": label,
+                             "name": name, "seed": seed, "kind": "single", "p": float("nan"),
+                             "avg_macs": float(test.exit_macs[-1]), "accuracy": _last_exit_accuracy(test),
+                             "val_avg_macs": float(val.exit_macs[-1]), "val_accuracy": _last_exit_accuracy(val)})
+    return pd.DataFrame(rows, columns=["model", "family", "name", "seed", "kind", "p", "avg_macs",
+                                       "accuracy", "val_avg_macs", "val_accuracy"])
+
+
+def _last_exit_accuracy(preds: Predictions) -> float:
+    return float(100.0 * np.mean(preds.logits[-1].argmax(1) == preds.labels))
 
 
 def staircase_rows(preset: Preset, results: Path) -> pd.DataFrame:
