@@ -61,10 +61,10 @@ def _preds(logits, labels, ids, macs) -> Predictions:
     return Predictions(logits=logits, labels=labels, exit_macs=np.asarray(macs, float), sample_ids=ids)
 
 
-def _simulate(model, batches, theta):
+def _simulate(model, batches, theta, measure="max_prob"):
     """Exits, predictions and confidences [E, N] from recorded (full-batch) logits."""
     logits, labels, ids = collect_logits(model, batches)
-    conf, _ = exit_scores(_preds(logits, labels, ids, np.arange(1, model.num_exits + 1)))
+    conf, _ = exit_scores(_preds(logits, labels, ids, np.arange(1, model.num_exits + 1)), measure)
     exits = assign_exits(conf, theta)
     preds = logits[exits, np.arange(exits.size)].argmax(axis=1)
     return exits, preds, conf, labels, ids
@@ -141,6 +141,20 @@ def test_minus_inf_everyone_leaves_at_exit_one():
     assert res.accuracy == pytest.approx(100.0 * correct[0].mean())
 
 
+def test_confidence_equal_to_threshold_leaves():
+    """>= as in the paper: an image whose exit-1 confidence equals theta_1 exactly leaves there
+    (exit 1 runs on the whole batch, so its logits are bit-identical to the full forward's)."""
+    model = _random_msdnet(TINY3, seed=6)
+    x = torch.randn(21, 3, 16, 16)
+    logits, labels, ids = collect_logits(model, [(x, torch.zeros(21, dtype=torch.long), torch.arange(21))])
+    conf, _ = exit_scores(_preds(logits, labels, ids, [1, 2, 3]))
+    j = int(np.argsort(conf[0])[10])                      # the median image
+    res = run_early_exit(model, [x], [conf[0, j], np.inf], count_macs=False)
+    assert res.exits[j] == 0 and res.confidences[j] == conf[0, j]
+    assert np.array_equal(res.exits == 0, conf[0] >= conf[0, j])
+    assert (res.exits == 0).sum() == 11 and set(res.exits[conf[0] < conf[0, j]].tolist()) == {2}
+
+
 @pytest.mark.parametrize("lazy", [True, False])
 def test_measured_macs_equal_expected(lazy):
     model = _random_msdnet(TINY3, seed=3)
@@ -175,7 +189,8 @@ def test_lazy_and_eager_agree(digits):
     assert lazy.measured_macs == lazy.expected_macs and eager.measured_macs == eager.expected_macs
 
 
-def test_segmented_multi_exit_model():
+@pytest.mark.parametrize("measure", ["max_prob", "margin"])
+def test_segmented_multi_exit_model(measure):
     torch.manual_seed(5)
     segs = [nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU()),
             nn.Sequential(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.ReLU()),
@@ -187,10 +202,10 @@ def test_segmented_multi_exit_model():
     model = SegmentedMultiExit(segs, heads, (3, 8, 8)).eval()
     batches = [(torch.randn(25, 3, 8, 8), torch.randint(0, 5, (25,)), torch.arange(25) + 25 * i) for i in range(2)]
     logits, labels, ids = collect_logits(model, batches)
-    conf, _ = exit_scores(_preds(logits, labels, ids, [1, 2, 3]))
+    conf, _ = exit_scores(_preds(logits, labels, ids, [1, 2, 3]), measure)
     theta = _quantile_thresholds(conf)
-    sim_exits, sim_preds, conf, labels, ids = _simulate(model, batches, theta)
-    res = run_early_exit(model, batches, theta[:-1])
+    sim_exits, sim_preds, conf, labels, ids = _simulate(model, batches, theta, measure)
+    res = run_early_exit(model, batches, theta[:-1], confidence=measure)
     ok = ~_near(conf, theta, sim_exits)
     assert ok.sum() >= 48 and (res.exit_counts > 0).all()
     assert np.array_equal(res.exits[ok], sim_exits[ok]) and np.array_equal(res.predictions[ok], sim_preds[ok])

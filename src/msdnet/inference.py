@@ -47,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -129,7 +129,6 @@ class EarlyExitResult:
     confidence: str = "max_prob"
     device: str = "cpu"
     batches: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_exits(self) -> int:

@@ -60,9 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="held-out predictions of this checkpoint (msdnet predict) to derive thresholds")
     p.add_argument("--p", type=float, metavar="P", help="with --val: exit shares q_k ~ P^k (the paper's sweep)")
     p.add_argument("--budget", type=float, metavar="MACS",
-                   help="with --val: target average MACs per image (validation cost never exceeds it)")
+                   help="with --val: target average MACs per image under this run's evaluation mode "
+                        "(lazy unless --no-lazy); the validation cost never exceeds it")
     p.add_argument("--thresholds", type=float, nargs="*", metavar="T",
-                   help="given thresholds, one per exit but the last")
+                   help="given thresholds, exactly one per exit but the last (K-1 values; the last exit "
+                        "takes every image left); inf = nobody leaves there, -inf = everybody does")
     p.add_argument("--split", choices=["val", "test"], default="test", help="split to classify (default test)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -147,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         if any(math.isnan(t) for t in args.thresholds):
             raise MsdnetError("--thresholds must not be NaN")
         theta = normalize_thresholds(args.thresholds, k)
-        source: dict[str, Any] = {"mode": "given"}
+        source: dict[str, Any] = {"mode": "given", "p": None, "budget": None, "val": None,
+                                  "val_avg_macs": None, "val_accuracy": None}
     else:
         theta, source = _thresholds_from_val(args, model, config["model"].get("num_classes"),
                                              sha256_file(args.checkpoint), exit_macs)
