@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from msdnet.analysis.budgeted import assign_exits, exit_distribution, find_thresholds
-from msdnet.analysis.common import _confidence_rows
+from msdnet.analysis.common import confidence_rows
 from msdnet.cost import count_costs
 from msdnet.inference import run_early_exit, time_full_evaluation
 from msdnet.models import build, build_from_file
@@ -121,7 +121,7 @@ def main() -> None:
     t0 = time.perf_counter()
     logits, _, _ = collect_logits(model, [(b, torch.zeros(len(b), dtype=torch.long), torch.arange(len(b)))
                                           for b in batches_of(calib, batch_size)])
-    conf = np.stack([_confidence_rows(logits[e], "max_prob") for e in range(k)])
+    conf = np.stack([confidence_rows(logits[e], "max_prob") for e in range(k)])
     calib_s = time.perf_counter() - t0
 
     # warm-up (untimed): kernels, allocator, every batch shape of the full forward

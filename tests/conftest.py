@@ -27,4 +27,4 @@ def tiny_recipe(root: Path, epochs: int = 2) -> dict:
 @pytest.fixture(autouse=True)
 def _threads_and_no_download(monkeypatch):
     monkeypatch.setenv("MSDNET_NO_DOWNLOAD", "1")
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)

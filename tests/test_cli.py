@@ -12,7 +12,7 @@ def test_top_level_help(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for name in ("cost", "train", "predict", "anytime", "budgeted"):
+    for name in ("cost", "train", "predict", "anytime", "budgeted", "infer", "figure", "collect"):
         assert name in out
 
 

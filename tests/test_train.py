@@ -29,7 +29,7 @@ def _write(tmp_path: Path, epochs: int = 3) -> tuple[Path, Path]:
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "msdnet.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "2", **(env or {})}, timeout=600)
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=600)
 
 
 def test_lr_schedule_drops_at_half_and_three_quarters():

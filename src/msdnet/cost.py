@@ -77,7 +77,7 @@ def op_macs(name: str, args: tuple, kwargs: dict, out: Any) -> int:
     return 0
 
 
-class _MacCounter(TorchFunctionMode):
+class MacCounter(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.macs = 0
@@ -111,7 +111,7 @@ def count_costs(model: MultiExitModel, input_size: tuple[int, ...] | None = None
         param = next(model.parameters(), None)
         x = torch.zeros(1, *size, device=param.device if param is not None else "cpu")
         costs = []
-        with _MacCounter() as counter:
+        with MacCounter() as counter:
             state = model.begin(x, lazy=lazy)
             for k in range(model.num_exits):
                 model.advance(state)

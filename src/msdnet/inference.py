@@ -54,8 +54,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .analysis.common import _confidence_rows, check_measure, json_list, json_number
-from .cost import _MacCounter, count_costs, op_macs
+from .analysis.common import confidence_rows, check_measure, json_list, json_number
+from .cost import MacCounter, count_costs, op_macs
 from .errors import MsdnetError
 from .models.base import MultiExitModel
 
@@ -80,10 +80,10 @@ def _batch_size(out: Any) -> int:
     return 1
 
 
-class MeasuredMacCounter(_MacCounter):
+class MeasuredMacCounter(MacCounter):
     """Counts the MACs of the ops actually executed, for the whole batch of each op.
 
-    ``cost._MacCounter`` adds per-image MACs (it is used with batch size 1). Here every op adds
+    ``cost.MacCounter`` adds per-image MACs (it is used with batch size 1). Here every op adds
     its per-image MACs times its own batch size, so ``macs`` is the total over every image
     that went through the op: after a ``select`` fewer images are charged.
     """
@@ -311,7 +311,7 @@ def _early_exit_batch(model: MultiExitModel, x: torch.Tensor, theta: np.ndarray,
     state = model.begin(x, lazy=lazy)
     for k in range(model.num_exits):
         logits = model.advance(state).float().cpu().numpy()
-        conf = _confidence_rows(logits, measure)
+        conf = confidence_rows(logits, measure)
         leave = np.ones(len(pos), dtype=bool) if k == last else conf >= theta[k]
         out = pos[leave]
         exits[out] = k

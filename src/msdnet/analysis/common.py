@@ -47,7 +47,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return _log_softmax(logits)
 
 
-def _confidence_rows(logits2d: np.ndarray, measure: str) -> np.ndarray:
+def confidence_rows(logits2d: np.ndarray, measure: str) -> np.ndarray:
     logp = _log_softmax(logits2d)
     p = np.exp(logp)
     if measure == "max_prob":
@@ -84,7 +84,7 @@ def exit_scores(preds: Predictions, measure: str = "max_prob") -> tuple[np.ndarr
     for k in range(e):
         for s in range(0, n, rows):
             block = logits[k, s:s + rows]
-            conf[k, s:s + rows] = _confidence_rows(block, measure)
+            conf[k, s:s + rows] = confidence_rows(block, measure)
             correct[k, s:s + rows] = block.argmax(axis=1) == labels[s:s + rows]
     return conf, correct
 
