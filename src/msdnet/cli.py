@@ -16,20 +16,25 @@ from . import __version__, commands
 from .errors import MsdnetError
 
 
-def _command_modules() -> dict[str, object]:
-    mods = {}
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        mods[info.name.replace("_", "-")] = importlib.import_module(f"{commands.__name__}.{info.name}")
-    return mods
+def _command_names() -> dict[str, str]:
+    """CLI name -> module name of every subcommand (without importing them)."""
+    return {info.name.replace("_", "-"): info.name
+            for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name)
+            if not info.name.startswith("_")}
 
 
-def make_parser() -> argparse.ArgumentParser:
+def _command_modules(only: str | None = None) -> dict[str, object]:
+    names = _command_names()
+    if only in names:            # import just the command being run: startup stays fast
+        names = {only: names[only]}
+    return {cli: importlib.import_module(f"{commands.__name__}.{mod}") for cli, mod in names.items()}
+
+
+def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="msdnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"msdnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, mod in _command_modules().items():
+    for name, mod in _command_modules(only).items():
         p = sub.add_parser(name, help=mod.HELP.replace("%", "%%"), description=mod.HELP.replace("%", "%%"))
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -37,7 +42,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = make_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except MsdnetError as exc:
