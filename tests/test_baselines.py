@@ -204,6 +204,33 @@ def test_fractalnet_drop_path_in_training_only():
     torch.testing.assert_close(off(x)[0], off(x)[0])
 
 
+def test_fractalnet_column_exits_run_one_column_each():
+    base = dict(arch="fractalnet", columns=3, widths=[4, 8], **CIFAR10)
+    plain, columns = build(base), build(dict(base, column_exits=True))
+    assert columns.num_exits == 3
+    assert plain.state_dict().keys() == columns.state_dict().keys()   # checkpoints interchange
+    columns.load_state_dict(plain.state_dict())
+    x, _ = _digits_batch(2)
+    calls = []
+    hooks = [m.register_forward_hook(lambda *a: calls.append(1))
+             for m in columns.modules() if isinstance(m, nn.Conv2d)]
+    columns.eval()
+    with torch.no_grad():
+        state = columns.begin(x)
+        per_exit = []
+        for _ in range(3):
+            columns.advance(state)
+            per_exit.append(len(calls))
+            calls.clear()
+        full = plain.eval()(x)[0]
+    for h in hooks:
+        h.remove()
+    assert per_exit == [2 * 1, 2 * 2, 2 * 4]                 # column k: 2^(k-1) convs a block
+    assert not torch.allclose(columns(x)[-1], full)          # a column alone is not the fractal
+    with pytest.raises(ConfigError, match="column_exits"):
+        build(dict(base, column_exits=True, exits=[1]))
+
+
 def test_exit_locations_map_to_nearest_unit_boundary():
     cfg = parse(dict(arch="resnet", depth=62, exit_locations=[0.01, 0.25, 0.5, 0.99], **CIFAR10))
     assert cfg.boundaries() == [1, 8, 15, 29]                # 30 blocks: floor(r * 30 + 0.5)

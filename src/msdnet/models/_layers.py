@@ -18,8 +18,10 @@ gives the same by relative depth r in (0, 1): r maps to the nearest unit boundar
 ``b = floor(r * N + 0.5)`` clamped to [1, N-1] (so r = 0.25 in a 30-block ResNet sits after block
 8). Units are the family's repeating layers, so relative depth in units is relative depth in
 layers up to the stem and transitions. Use one of the two keys, not both. The staircase figure
-(one intermediate classifier at several depths) is one config with ``exit_locations: [r]``
-overridden per run, e.g. ``resnet-staircase-cifar100.yaml`` with r in 0.1, 0.25, 0.5, 0.75, 0.9.
+(one intermediate classifier at several depths) is one config per depth that differs only in
+``exit_locations: [r]``: ``config/models/{resnet,densenet}-staircase-{10,30,50,70,90}-*.yaml``;
+another depth is a copy with that one key changed (or ``build({**load_yaml(f),
+"exit_locations": [r]})`` in code). The right panel's reference is the same trunk with no key.
 """
 
 from __future__ import annotations

@@ -26,7 +26,14 @@ reaches it (C = 4 gives 76.1M). MACs: 846M at 32x32, against ~129M on the MSDNet
 FractalNet point: that point is not this network either (its block 1 alone costs 156M MACs).
 
 Exits: units are the B blocks (a classifier after block b reads its pooled output); fractal
-joins are means of ReLU outputs, so heads need no BN-ReLU.
+joins are means of ReLU outputs, so heads need no BN-ReLU. Or ``column_exits: true``: FractalNet's
+own anytime mode (Larsson et al. §4.3, "a shallow column gives a quick answer"): exit k is column
+k alone, k = 1..C (shallow to deep; column k has B * 2^(k-1) convs), through the shared final
+classifier. Columns share no conv, so running them one after another costs their sum: the last
+exit's cumulative MACs equal the full network's convs (plus C - 1 extra classifier calls). The
+parameters and state-dict keys are the plain network's, so a checkpoint of one config loads into
+the other. Trained in this mode, every column gets its loss each step (global drop-path on all
+columns at once).
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ class DropPath:
         self.global_drop = global_drop
         self.column: int | None = None
         self.local = 0.0
+        self.forced: int | None = None      # column_exits: the column being evaluated
 
     def sample(self, training: bool) -> None:
         self.column, self.local = None, 0.0
@@ -133,24 +141,48 @@ class FractalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dp = self._drop_path
-        drop = dp.local if self.training else 0.0
-        column = dp.column if self.training else None
+        drop = dp.local if self.training and dp.forced is None else 0.0
+        column = dp.forced if dp.forced is not None else dp.column if self.training else None
         return self.pool(_join(self.fractal.paths(x, column, drop), drop))
 
 
 class FractalNet(SegmentedMultiExit):
-    """SegmentedMultiExit that draws drop-path once per forward (or per ``begin``)."""
+    """SegmentedMultiExit that draws drop-path once per forward (or per ``begin``).
+
+    With ``column_exits`` it has one segment and one head, and exit k runs column k alone.
+    """
 
     def __init__(self, segments: list[nn.Module], heads: list[nn.Module],
-                 input_size: tuple[int, int, int], drop_path: DropPath) -> None:
+                 input_size: tuple[int, int, int], drop_path: DropPath, *,
+                 column_exits: bool = False) -> None:
         super().__init__(segments, heads, input_size)
         self._drop_path = drop_path
+        self.column_exits = column_exits
+        if column_exits:
+            self.num_exits = drop_path.columns
 
     def begin(self, x: torch.Tensor, *, lazy: bool = False) -> ExitState:
         self._drop_path.sample(self.training)
         return super().begin(x, lazy=lazy)
 
+    def advance(self, state: ExitState) -> torch.Tensor:
+        if not self.column_exits:
+            return super().advance(state)
+        k = state.next_exit
+        if k >= self.num_exits:
+            raise IndexError(f"all {self.num_exits} exits already computed")
+        self._drop_path.forced = k + 1
+        try:
+            out = self.heads[0](self.segments[0](state.cache["x"]))
+        finally:
+            self._drop_path.forced = None
+        state.next_exit = k + 1
+        return out
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.column_exits:
+            state = self.begin(x)
+            return [self.advance(state) for _ in range(self.num_exits)]
         self._drop_path.sample(self.training)
         return super().forward(x)
 
@@ -165,6 +197,8 @@ class FractalNetConfig(BaselineConfig):
         local_drop: local drop-path probability of a join input (0.15 in the paper).
         global_drop: share of mini-batches trained with global drop-path (0.5 in the paper).
         dropout: dropout rate per block after each conv (empty = none; paper: 0, .1, .2, .3, .4).
+        column_exits: exit k is column k alone (FractalNet's anytime mode; C exits); excludes
+            ``exits`` / ``exit_locations``.
     """
 
     columns: int = 3
@@ -172,6 +206,7 @@ class FractalNetConfig(BaselineConfig):
     local_drop: float = 0.15
     global_drop: float = 0.5
     dropout: list[float] = field(default_factory=list)
+    column_exits: bool = False
 
     def num_units(self) -> int:
         return len(self.widths)
@@ -188,6 +223,9 @@ class FractalNetConfig(BaselineConfig):
                              or any(not 0.0 <= d < 1.0 for d in self.dropout)):
             raise ValueError(f"key 'dropout': one rate in [0, 1) per block ({len(self.widths)}), "
                              f"or empty, got {self.dropout}")
+        if self.column_exits and (self.exits or self.exit_locations):
+            raise ValueError("key 'column_exits': the exits are the columns; drop 'exits' / "
+                             "'exit_locations'")
         side = 2 ** len(self.widths)
         if len(self.input_size) == 3 and min(self.input_size[1:]) < side:
             raise ValueError(f"key 'input_size': {len(self.widths)} blocks halve the resolution "
@@ -208,7 +246,8 @@ def fractalnet(cfg: FractalNetConfig) -> FractalNet:
     bounds = cfg.boundaries()
     heads: list[nn.Module] = [cfg.make_head(cfg.widths[b - 1], preact=False) for b in bounds]
     heads.append(PoolHead(in_ch, cfg.num_classes))
-    model = FractalNet(split_units(units, bounds), heads, tuple(cfg.input_size), drop_path)
+    model = FractalNet(split_units(units, bounds), heads, tuple(cfg.input_size), drop_path,
+                       column_exits=cfg.column_exits)
     init_weights(model)
     return model
 
