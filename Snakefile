@@ -20,6 +20,31 @@ rule all:
         rules.figures.input,
 
 
+# Stage targets (dvc.yaml runs one per stage).
+rule data:
+    input:
+        f"{RESULTS}/data.json",
+
+
+rule train:
+    input:
+        [f"{RESULTS}/runs/{m}/seed{s}/model.pt" for m, s in PRESET.runs_needed()],
+
+
+rule predict:
+    input:
+        [str(pred_path(RESULTS, n, s, split)) for n, s in PRESET.predictions_needed() for split in SPLITS],
+
+
+rule tables:
+    input:
+        [f"{RESULTS}/tables/{t}.csv" for t in PRESET.tables()],
+
+
 localrules:
     all,
+    data,
+    train,
+    predict,
+    tables,
     figures,

@@ -11,6 +11,17 @@ rule table:
         " --csv {output} > {log} 2>&1"
 
 
+rule prepare_data:
+    input:
+        preset=f"{RESULTS}/preset.json",
+    output:
+        f"{RESULTS}/data.json",
+    log:
+        f"{LOGS}/prepare_data.log",
+    shell:
+        "msdnet data {input.preset} --out {output} > {log} 2>&1"
+
+
 rule data_config:
     input:
         preset=f"{RESULTS}/preset.json",

@@ -1,4 +1,4 @@
-rule predict:
+rule predict_model:
     input:
         f"{RESULTS}/runs/{{model}}/seed{{seed}}/model.pt",
     output:

@@ -9,10 +9,11 @@ rule preset:
         "msdnet preset - --json-config {params.config:q} --write {output} > {log} 2>&1"
 
 
-rule train:
+rule train_model:
     input:
         config=model_config,
         recipe=config["recipe"],
+        data=f"{RESULTS}/data.json",
     output:
         final=f"{RESULTS}/runs/{{model}}/seed{{seed}}/model.pt",
     params:
