@@ -38,7 +38,6 @@ from typing import Iterator
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -151,6 +150,23 @@ def rank_batches(bundle: DataBundle, split: str, batch_size: int, ctx: Context, 
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), ids, len(g)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks, differentiably: every rank's output is the sum S = sum_r t_r, so the
+    gradient for t_r is the sum over the ranks of their losses' gradients with respect to S."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone()
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class AllReduceBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the batches of all ranks (any backend).
 
@@ -166,11 +182,11 @@ class AllReduceBatchNorm2d(nn.BatchNorm2d):
         xf = x.float()
         c = x.shape[1]
         sums = torch.cat([xf.sum((0, 2, 3)), xf.new_tensor([xf.numel() // c])])
-        sums = dist_fn.all_reduce(sums)
+        sums = _AllReduceSum.apply(sums)
         count = sums[c]
         mean = sums[:c] / count
         centred = xf - mean.view(1, c, 1, 1)
-        var = dist_fn.all_reduce((centred * centred).sum((0, 2, 3))) / count
+        var = _AllReduceSum.apply((centred * centred).sum((0, 2, 3))) / count
         n = int(count.item())
         if n < 2:
             raise ValueError(f"BatchNorm needs more than one value per channel in training, got {n}")
