@@ -90,14 +90,17 @@ PUBLISHED_PARAMS = [
     ("resnet-110-A-c10", dict(arch="resnet", depth=110, **CIFAR10), 1_727_962, 1.7, 1),
     ("resnet-110-A-c100", dict(arch="resnet", depth=110, num_classes=100, input_size=[3, 32, 32]),
      1_733_812, 1.7, 1),
-    ("resnet-110-B-c10", dict(arch="resnet", depth=110, shortcut="B", **CIFAR10), 1_730_714, 1.7, 1),
+    ("resnet-110-B-c10", dict(arch="resnet", depth=110, shortcut="B", **CIFAR10),
+     1_730_714, 1.7, 1),
     ("resnet-20-A-c10", dict(arch="resnet", depth=20, **CIFAR10), 269_722, 0.27, 2),
     ("densenet-bc-100-k12-c10", dict(arch="densenet", depth=100, growth_rate=12, **CIFAR10),
      769_162, 0.8, 1),
     ("densenet-bc-100-k12-c100", dict(arch="densenet", depth=100, growth_rate=12, num_classes=100,
                                       input_size=[3, 32, 32]), 800_032, 0.8, 1),
-    ("wrn-40-4-c10", dict(arch="wide_resnet", depth=40, widen_factor=4, **CIFAR10), 8_949_210, 8.9, 1),
-    ("wrn-40-1-c10", dict(arch="wide_resnet", depth=40, widen_factor=1, **CIFAR10), 563_930, 0.6, 1),
+    ("wrn-40-4-c10", dict(arch="wide_resnet", depth=40, widen_factor=4, **CIFAR10),
+     8_949_210, 8.9, 1),
+    ("wrn-40-1-c10", dict(arch="wide_resnet", depth=40, widen_factor=1, **CIFAR10),
+     563_930, 0.6, 1),
 ]
 
 
@@ -318,9 +321,9 @@ def test_digits_configs_learn(path: Path):
     torch.manual_seed(0)
     x, y = _digits_batch(32)
     model = build_from_file(path).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
-    for _ in range(6):
+    for _ in range(8):
         loss = sum(F.cross_entropy(o, y) for o in model(x))
         opt.zero_grad()
         loss.backward()

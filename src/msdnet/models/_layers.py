@@ -107,13 +107,15 @@ class BaselineConfig:
 
     def validate(self) -> None:
         if len(self.input_size) != 3 or any(s <= 0 for s in self.input_size):
-            raise ValueError(f"key 'input_size': expected [C, H, W] of positive ints, got {self.input_size}")
+            raise ValueError(f"key 'input_size': expected [C, H, W] of positive ints, "
+                             f"got {self.input_size}")
         if self.num_classes < 1:
             raise ValueError(f"key 'num_classes': must be >= 1, got {self.num_classes}")
         if self.head_channels < 1:
             raise ValueError(f"key 'head_channels': must be >= 1, got {self.head_channels}")
         if self.head_resolution is not None and self.head_resolution < 1:
-            raise ValueError(f"key 'head_resolution': must be >= 1 or null, got {self.head_resolution}")
+            raise ValueError(f"key 'head_resolution': must be >= 1 or null, "
+                             f"got {self.head_resolution}")
         self._validate_exits()
 
     def make_head(self, in_channels: int, *, preact: bool) -> nn.Module:
@@ -159,5 +161,5 @@ def split_units(units: list[tuple[nn.Module, bool]], boundaries: list[int]) -> l
 
 
 def stochastic_gate(survival: float, training: bool) -> bool:
-    """Draw whether a residual branch runs this mini-batch (Huang et al. 2016: one draw per batch)."""
+    """Whether a residual branch runs this mini-batch (Huang et al. 2016: one draw a batch)."""
     return not training or survival >= 1.0 or bool(torch.rand(()) < survival)

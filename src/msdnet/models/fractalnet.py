@@ -77,7 +77,8 @@ class DropPath:
 
 
 def _join(inputs: list[torch.Tensor], drop: float) -> torch.Tensor:
-    """Elementwise mean; with ``drop`` > 0 each input is dropped with that probability (>= 1 kept)."""
+    """Elementwise mean; with ``drop`` > 0 each input is dropped with that probability
+    (at least one is kept)."""
     if len(inputs) == 1:
         return inputs[0]
     if drop > 0:
@@ -228,8 +229,9 @@ class FractalNetConfig(BaselineConfig):
                              "'exit_locations'")
         side = 2 ** len(self.widths)
         if len(self.input_size) == 3 and min(self.input_size[1:]) < side:
-            raise ValueError(f"key 'input_size': {len(self.widths)} blocks halve the resolution "
-                             f"{len(self.widths)} times; need H, W >= {side}, got {self.input_size}")
+            raise ValueError(f"key 'input_size': {len(self.widths)} blocks halve the "
+                             f"resolution {len(self.widths)} times; need H, W >= {side}, "
+                             f"got {self.input_size}")
         super().validate()
 
 

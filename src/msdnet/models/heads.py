@@ -47,7 +47,7 @@ def _bn_relu(channels: int) -> list[nn.Module]:
 
 
 class _PoolTo(nn.Module):
-    """Average-pool a map larger than ``size`` x ``size`` down to it; smaller maps pass as they are."""
+    """Average-pool a map larger than ``size`` x ``size`` down to it; smaller maps pass."""
 
     def __init__(self, size: int) -> None:
         super().__init__()

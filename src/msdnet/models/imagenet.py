@@ -95,9 +95,11 @@ class TorchvisionConfig:
 
     def validate(self) -> None:
         if len(self.input_size) != 3 or any(s <= 0 for s in self.input_size):
-            raise ValueError(f"key 'input_size': expected [C, H, W] of positive ints, got {self.input_size}")
+            raise ValueError(f"key 'input_size': expected [C, H, W] of positive ints, "
+                             f"got {self.input_size}")
         if self.input_size[0] != 3:
-            raise ValueError(f"key 'input_size': torchvision's networks take 3 channels, got {self.input_size}")
+            raise ValueError(f"key 'input_size': torchvision's networks take 3 channels, "
+                             f"got {self.input_size}")
         if self.num_classes < 1:
             raise ValueError(f"key 'num_classes': must be >= 1, got {self.num_classes}")
         if self.name in _CUSTOM:
@@ -118,8 +120,8 @@ def _network(cfg: TorchvisionConfig) -> nn.Module:
     return NETWORKS[cfg.name](cfg.num_classes)
 
 
-_OLD_DENSENET_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+_OLD_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.([12]\."
+                               r"(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def load_weights(net: nn.Module, path: str, name: str) -> None:

@@ -9,20 +9,20 @@ Shortcuts where the shape changes: ``A`` (He et al.'s CIFAR choice, the default)
 subsampled by 2 with zero-padded extra channels: parameter-free. ``B`` is a 1x1 conv + BN
 projection. Exact parameter counts (published: 1.7M for ResNet-110, 0.27M for ResNet-20):
 
-=========== ========== ===========
- network     CIFAR-10   CIFAR-100
-=========== ========== ===========
- ResNet-20 A   269,722     275,572
- ResNet-110 A 1,727,962   1,733,812
- ResNet-110 B 1,730,714   1,736,564
-=========== ========== ===========
+============== ========== ===========
+ network        CIFAR-10   CIFAR-100
+============== ========== ===========
+ ResNet-20 A      269,722     275,572
+ ResNet-110 A   1,727,962   1,733,812
+ ResNet-110 B   1,730,714   1,736,564
+============== ========== ===========
 
 (CIFAR-100 adds 64 * 90 + 90 to the linear layer; ``B`` adds 2,752: the 16->32 and 32->64
 projections with their BN.) ResNet-110 costs 253.9M MACs at 32x32 (SPEC: ~253M).
 
 Stochastic depth (``stochastic_depth: p_L``, 1.0 = off): block l of L survives a training
-mini-batch with probability ``p_l = 1 - (l / L) (1 - p_L)`` (Huang et al.'s linear decay rule,
-eq. 4: from p_0 = 1 at the input to p_L at the last block; 0.5 in their ResNet-110). A dropped
+mini-batch with probability ``p_l = 1 - (l / L) (1 - p_L)`` (Huang et al.'s linear decay rule:
+from p_0 = 1 at the input to p_L at the last block; 0.5 in their ResNet-110). A dropped
 block is the identity (its shortcut only, its branch is not computed); at test time every branch
 runs, scaled by its p_l. One draw per block per mini-batch, from the global torch RNG, as in the
 paper. (Under DDP, skipped branches need ``find_unused_parameters=True``.)
