@@ -31,11 +31,22 @@ from typing import Callable, Literal
 
 import torch
 from torch import nn
-from torchvision import models as tvm
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ..errors import ConfigError
 from .base import MultiExitModel, SegmentedMultiExit
+
+
+def _tvm():
+    """torchvision.models, imported on first use (it is slow to import, and most runs never need it)."""
+    from torchvision import models
+
+    return models
+
+
+def _block(kind: str):
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    return {"basic": BasicBlock, "bottleneck": Bottleneck}[kind]
 from .registry import register
 
 __all__ = ["TorchvisionConfig", "torchvision_model", "NETWORKS"]
@@ -48,28 +59,28 @@ _CUSTOM = ("resnet_basic", "resnet_bottleneck", "densenet")
 
 
 def _resnet(block: type, layers: list[int]) -> Callable[[int], nn.Module]:
-    return lambda nc: tvm.ResNet(block, list(layers), num_classes=nc)
+    return lambda nc: _tvm().ResNet(_block(block), list(layers), num_classes=nc)
 
 
 def _densenet(block_config: list[int]) -> Callable[[int], nn.Module]:
-    return lambda nc: tvm.DenseNet(growth_rate=32, block_config=tuple(block_config),
+    return lambda nc: _tvm().DenseNet(growth_rate=32, block_config=tuple(block_config),
                                    num_init_features=64, num_classes=nc)
 
 
 NETWORKS: dict[str, Callable[[int], nn.Module]] = {
-    "resnet10": _resnet(BasicBlock, [1, 1, 1, 1]),
-    "resnet18": _resnet(BasicBlock, [2, 2, 2, 2]),
-    "resnet26": _resnet(Bottleneck, [2, 2, 2, 2]),
-    "resnet34": _resnet(BasicBlock, [3, 4, 6, 3]),
-    "resnet50": _resnet(Bottleneck, [3, 4, 6, 3]),
-    "resnet101": _resnet(Bottleneck, [3, 4, 23, 3]),
-    "resnet152": _resnet(Bottleneck, [3, 8, 36, 3]),
+    "resnet10": _resnet("basic", [1, 1, 1, 1]),
+    "resnet18": _resnet("basic", [2, 2, 2, 2]),
+    "resnet26": _resnet("bottleneck", [2, 2, 2, 2]),
+    "resnet34": _resnet("basic", [3, 4, 6, 3]),
+    "resnet50": _resnet("bottleneck", [3, 4, 6, 3]),
+    "resnet101": _resnet("bottleneck", [3, 4, 23, 3]),
+    "resnet152": _resnet("bottleneck", [3, 8, 36, 3]),
     "densenet36": _densenet([2, 4, 6, 4]),
     "densenet121": _densenet([6, 12, 24, 16]),
     "densenet169": _densenet([6, 12, 32, 32]),
     "densenet201": _densenet([6, 12, 48, 32]),
-    "alexnet": lambda nc: tvm.AlexNet(num_classes=nc),
-    "googlenet": lambda nc: tvm.GoogLeNet(num_classes=nc, aux_logits=False,
+    "alexnet": lambda nc: _tvm().AlexNet(num_classes=nc),
+    "googlenet": lambda nc: _tvm().GoogLeNet(num_classes=nc, aux_logits=False,
                                           transform_input=False, init_weights=True),
 }
 
@@ -112,9 +123,9 @@ class TorchvisionConfig:
 
 def _network(cfg: TorchvisionConfig) -> nn.Module:
     if cfg.name == "resnet_basic":
-        return _resnet(BasicBlock, cfg.layers)(cfg.num_classes)
+        return _resnet("basic", cfg.layers)(cfg.num_classes)
     if cfg.name == "resnet_bottleneck":
-        return _resnet(Bottleneck, cfg.layers)(cfg.num_classes)
+        return _resnet("bottleneck", cfg.layers)(cfg.num_classes)
     if cfg.name == "densenet":
         return _densenet(cfg.layers)(cfg.num_classes)
     return NETWORKS[cfg.name](cfg.num_classes)
