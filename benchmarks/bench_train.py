@@ -7,7 +7,8 @@ process on the same synthetic images (``DataConfig(name='synthetic')``), interle
 machine can only slow a measurement down) and their ratio.
 
     .venv/bin/python benchmarks/bench_train.py [--device auto] [--steps 20] [--warmup 5]
-        [--repeats 3] [--configs msdnet-anytime-cifar100,resnet110-cifar100] [--compile] [--quick]
+        [--repeats 3] [--configs msdnet-anytime-cifar100,resnet110-cifar100] [--compile auto]
+        [--threads N] [--quick]
 
 * plain: a textbook loop. A DataLoader over a TensorDataset of the uint8 images on the CPU
   (collated in the main process), crop + flip and normalisation on the CPU, the batch copied
@@ -16,7 +17,8 @@ machine can only slow a measurement down) and their ratio.
   index slices augmented there (``msdnet.data.iterate_batches``); precision and memory format
   from ``msdnet.precision.decide`` (CUDA: bf16 autocast + channels_last; CPU: float32 NCHW,
   measured faster there); ``msdnet.train.train_step``, which reads nothing back per step.
-  ``--compile`` adds a third path, ``fast_compile``: fast + ``torch.compile``.
+  ``--compile`` (default: on CUDA) adds a third path, ``fast_compile``: fast + ``torch.compile``
+  (``train.compile: true`` in a recipe).
 * eval: every exit's predictions under no_grad (plain: CPU batches copied over, float32;
   fast: ``msdnet.train.evaluate`` on device batches with the policy).
 
@@ -209,14 +211,14 @@ def measure(name: str, args: argparse.Namespace, device: torch.device, root: str
         return None
     model_cfg = load_yaml(path)
     imagenet = model_cfg["input_size"][1] > 64
-    batch = args.batch_size or (256 if imagenet else 64)
+    batch = (args.imagenet_batch_size or 256) if imagenet else (args.batch_size or 64)
     eval_batch = args.eval_batch_size or 256
     if args.quick:
         batch, eval_batch = (2, 4) if imagenet else (8, 16)
     needed = max(batch, eval_batch) * (args.warmup + args.steps) + 1
     bundle = synthetic(model_cfg, min(max(needed, 64), 2048 if not imagenet else 512), root)
     policies = {"fast": decide(device, TrainConfig())}
-    if args.compile:
+    if args.compile == "yes" or (args.compile == "auto" and device.type == "cuda"):
         policies["fast_compile"] = decide(device, TrainConfig(compile=True))
     rates: dict[str, list[float]] = {}
     for repeat in range(args.repeats):
@@ -225,11 +227,10 @@ def measure(name: str, args: argparse.Namespace, device: torch.device, root: str
             runs = {"train": (paths.train_plain, paths.train_fast), "eval": (paths.eval_plain, paths.eval_fast)}
             for mode, (plain, fast) in runs.items():
                 size = batch if mode == "train" else eval_batch
-                if label == "fast":
-                    rates.setdefault(f"{mode} plain", []).append(
-                        size * args.steps / seconds(plain, args.steps, args.warmup, device))
-                rates.setdefault(f"{mode} {label}", []).append(
-                    size * args.steps / seconds(fast, args.steps, args.warmup, device))
+                order = [("plain", plain)] * (label == "fast") + [(label, fast)]
+                for path, run in order[::-1] if repeat % 2 else order:   # alternate who goes first
+                    rate = size * args.steps / seconds(run, args.steps, args.warmup, device)
+                    rates.setdefault(f"{mode} {path}", []).append(rate)
             del paths
     row = {"config": name, "input": "x".join(map(str, model_cfg["input_size"])), "batch": batch,
            "eval_batch": eval_batch, "fast_policy": " ".join(f"{k}={v}" for k, v in policies["fast"].describe().items())}
@@ -253,7 +254,7 @@ def estimates(rows: list[dict]) -> list[dict]:
             continue
         est = {"preset": preset.name, "runs": len(configs), "epochs": preset.epochs,
                "train_images": preset.train_images, "measured": ", ".join(r["config"] for r in measured)}
-        for path in ("plain", "fast"):
+        for path in [p for p in ("plain", "fast", "fast_compile") if f"train_{p}_img_s" in rows[0]]:
             hours = 0.0
             for c in configs:
                 rates = [by_name[c]] if c in by_name else measured
@@ -285,11 +286,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the best is reported")
     ap.add_argument("--configs", default=None, help="comma-separated config/models names")
-    ap.add_argument("--batch-size", type=int, default=None, help="training batch (default: the recipe's)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="training batch of the CIFAR-size configs (default 64, the recipe's)")
+    ap.add_argument("--imagenet-batch-size", type=int, default=None,
+                    help="training batch of the ImageNet-size configs (default 256, the recipe's)")
     ap.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch (default 256)")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads (default: torch's); on a shared machine 1 avoids OpenMP thrashing")
-    ap.add_argument("--compile", action="store_true", help="also measure fast + torch.compile")
+    ap.add_argument("--compile", choices=("auto", "yes", "no"), default="auto",
+                    help="also measure fast + torch.compile (auto: on CUDA only; compiling on a "
+                         "small CPU takes minutes per model)")
     ap.add_argument("--quick", action="store_true", help="tiny batches and step counts (smoke run)")
     ap.add_argument("--out", default=str(REPO / "results" / "benchmarks"), help="output folder")
     args = ap.parse_args()

@@ -142,3 +142,19 @@ def test_resume_with_another_policy_keeps_going(tmp_path):
     assert ckpt["finished"] and ckpt["policy"]["channels_last"] is False
     assert any("resuming" in line for line in logs)
     assert any("channels_last': True" in line for line in logs if line.startswith("note:"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_auto_policy_trains_in_bf16_with_float32_batchnorm():
+    policy = decide("cuda", TrainConfig())
+    torch.manual_seed(0)
+    model = prepare_model(build(TINY_MSDNET, "tiny").cuda(), policy).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(16, 3, 16, 16, device="cuda"), torch.randint(0, 10, (16,), device="cuda")
+    ce, hits = train_step(model, opt, x, y, torch.ones(model.num_exits, device="cuda"), policy)
+    assert torch.isfinite(ce).all() and hits.device.type == "cuda"
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) == policy.channels_last
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    if torch.cuda.is_bf16_supported():
+        assert policy.dtype == torch.bfloat16

@@ -245,6 +245,7 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
 
 def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, log) -> dict[str, Any]:
     cfg = run.train
+    out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed only
     model = build(run.model, "model config").to(device)
@@ -287,7 +288,7 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
     elif ctx.is_main:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(
             {**run.to_dict(), "config_hash": run.hash}, sort_keys=False))
-    net = maybe_compile(ddp.wrap(model, ctx, device), policy)
+    net = maybe_compile(ddp.wrap(model, ctx, device), policy)   # trains; `model` saves, evaluates
     log(f"training on {device} ({ctx.world_size} process{'es' if ctx.enabled else ''}): "
         + ", ".join(f"{k} {v}" for k, v in policy.describe().items()))
 
@@ -344,7 +345,8 @@ def _train_epoch(net, model: MultiExitModel, opt, scaler, bundle, weights: torch
     batches = ddp.rank_batches(bundle, "train", cfg.batch_size, ctx, shuffle=True, augment=True,
                                generator=gen, device=device, num_workers=cfg.num_workers)
     bar = tqdm(batches, total=-(-len(bundle.train) // cfg.batch_size), leave=False,
-               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=_tqdm_disable(cfg.progress) or not ctx.is_main)
+               desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=_tqdm_disable(cfg.progress) if ctx.is_main else True)
     for step, (x, y, _, n_global) in enumerate(bar):
         ce, hits = train_step(net, opt, x, y, weights, policy, scaler,
                               grad_scale=ctx.world_size / n_global)
