@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup figures test clean
+.PHONY: setup figures repro test clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ CORES  ?= 2
 figures: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake figures --cores $(CORES) \
 		--workflow-profile workflow/profiles/default --configfile $(CONFIG)
+
+# The same DAG through DVC (stages over Snakemake targets; dvc.lock records the hashes).
+repro: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
