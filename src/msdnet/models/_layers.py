@@ -99,8 +99,8 @@ class BaselineConfig:
     head_resolution: int | None = 8
 
     def num_units(self) -> int:
-        """N: how many units (exit positions) the network has."""
-        raise NotImplementedError
+        """N: how many units (exit positions) the network has; each family's config defines it."""
+        raise TypeError(f"{type(self).__name__} must define num_units()")
 
     def boundaries(self) -> list[int]:
         return exit_boundaries(self.exits, self.exit_locations, self.num_units())

@@ -50,7 +50,7 @@ class MultiExitModel(nn.Module):
         return ExitState(next_exit=0, cache={"x": x}, lazy=lazy)
 
     def advance(self, state: ExitState) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement advance()")
+        raise TypeError(f"{type(self).__name__} must define advance() (or derive from SegmentedMultiExit)")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         state = self.begin(x)
