@@ -15,8 +15,8 @@ machine can only slow a measurement down) and their ratio.
   to the device, a float32 NCHW eager model, the loss read back (``.item()``) every step.
 * fast: what ``msdnet train`` runs. The uint8 images live on the device and batches are
   index slices augmented there (``msdnet.data.iterate_batches``); precision and memory format
-  from ``msdnet.precision.decide`` (CUDA: bf16 autocast + channels_last; CPU: float32 NCHW,
-  measured faster there); ``msdnet.train.train_step``, which reads nothing back per step.
+  from ``msdnet.precision.decide`` (CUDA: bf16 autocast + channels_last; CPU: float32 +
+  channels_last, measured fastest there); ``msdnet.train.train_step``, which reads nothing back per step.
   ``--compile`` (default: on CUDA) adds a third path, ``fast_compile``: fast + ``torch.compile``
   (``train.compile: true`` in a recipe).
 * eval: every exit's predictions under no_grad (plain: CPU batches copied over, float32;

@@ -9,8 +9,8 @@ weights as one that never stopped (on CPU; cuDNN may be non-deterministic on a G
 
 Speed: array data (digits, CIFAR, synthetic) lives on the device as uint8 and is batched by
 index slices (:func:`msdnet.data.iterate_batches`); precision, channels_last and compilation
-come from :mod:`msdnet.precision`; the loop reads nothing back from the device until the
-epoch ends. Under ``torchrun`` the same code runs DistributedDataParallel with the global
+come from :mod:`msdnet.precision`; the training loop itself reads nothing back from the
+device until the epoch ends. Under ``torchrun`` the same code runs DistributedDataParallel with the global
 batch split across the ranks (:mod:`msdnet.distributed`).
 """
 
@@ -249,7 +249,11 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
     ckpt_path = out / CHECKPOINT
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed only
     model = build(run.model, "model config").to(device)
+    if not ctx.is_main:
+        ddp.barrier(ctx)                           # rank 0 downloads / writes the split file first
     bundle = load_data(run.data)
+    if ctx.is_main:
+        ddp.barrier(ctx)
     if len(cfg.exit_weights or [0] * model.num_exits) != model.num_exits:
         raise ConfigError(f"train.exit_weights has {len(cfg.exit_weights)} entries but the model has "
                           f"{model.num_exits} exits; give one weight per exit")
