@@ -253,7 +253,8 @@ def estimates(rows: list[dict]) -> list[dict]:
         if not configs or not measured:
             continue
         est = {"preset": preset.name, "runs": len(configs), "epochs": preset.epochs,
-               "train_images": preset.train_images, "measured": ", ".join(r["config"] for r in measured)}
+               "train_images": preset.train_images, "eval_images": preset.eval_images,
+               "measured": ", ".join(r["config"] for r in measured)}
         for path in [p for p in ("plain", "fast", "fast_compile") if f"train_{p}_img_s" in rows[0]]:
             hours = 0.0
             for c in configs:
@@ -262,7 +263,7 @@ def estimates(rows: list[dict]) -> list[dict]:
                 ev = statistics.harmonic_mean([r[f"eval_{path}_img_s"] for r in rates])
                 hours += preset.epochs * (preset.train_images / tr + preset.eval_images / ev) / 3600
             est[f"hours_{path}"] = round(hours, 1)
-        out.append(est)
+        out.append({**est, "_configs": configs})
     return out
 
 
@@ -275,7 +276,10 @@ def markdown(rows: list[dict], est: list[dict], header: str) -> str:
     if est:
         lines += ["", "## Device-hours to reproduce each preset on one such device", "",
                   "One run per matching config in config/models; configs not measured here use "
-                  "the harmonic mean of the measured configs of their preset.", ""] + table(est)
+                  "the harmonic mean of the measured configs of their preset.", ""]
+        lines += table([{k: v for k, v in e.items() if not k.startswith("_")} for e in est])
+        for e in est:
+            lines += ["", f"Runs assumed for {e['preset']}: " + ", ".join(e["_configs"]) + "."]
     return "\n".join(lines) + "\n"
 
 
