@@ -149,7 +149,7 @@ class Paths:
 
     def __init__(self, model_cfg: dict, bundle: DataBundle, device: torch.device, batch: int,
                  eval_batch: int, policy: Policy) -> None:
-        self.cfg, self.bundle, self.device, self.policy = model_cfg, bundle, device, policy
+        self.bundle, self.device, self.policy = bundle, device, policy
         recipe = TrainConfig()
         self.models, self.opts = {}, {}
         for path in ("plain", "fast"):
