@@ -177,6 +177,7 @@ class Paths:
     def train_plain(self, n: int) -> None:
         model, opt, b = self.models["plain"], self.opts["plain"], self.bundle
         model.train()
+        torch.backends.cudnn.benchmark = False       # the default; the policy turns it on
         for x, y in itertools.islice(self.plain_train, n):
             x = normalize(augment_batch(x, b.crop_pad, b.flip), b.mean, b.std).to(self.device)
             y = y.to(self.device)
@@ -188,6 +189,7 @@ class Paths:
 
     def train_fast(self, n: int) -> None:
         self.models["fast"].train()
+        torch.backends.cudnn.benchmark = self.policy.cudnn_benchmark
         for x, y, _ in itertools.islice(self.fast_train, n):
             train_step(self.net, self.opts["fast"], x, y, self.weights, self.policy, self.scaler)
 
@@ -195,12 +197,14 @@ class Paths:
     def eval_plain(self, n: int) -> None:
         model, b = self.models["plain"], self.bundle
         model.eval()
+        torch.backends.cudnn.benchmark = False
         for x, y in itertools.islice(self.plain_eval, n):
             y = y.to(self.device)
             for logits in model(normalize(x, b.mean, b.std).to(self.device)):
                 (logits.argmax(1) == y).sum().cpu()
 
     def eval_fast(self, n: int) -> None:
+        torch.backends.cudnn.benchmark = self.policy.cudnn_benchmark
         evaluate(self.models["fast"], itertools.islice(self.fast_eval, n), self.policy)
 
 
