@@ -12,8 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import style
-from .common import ANYTIME_X, check_anytime, draw_anytime, draw_reference, label_axes
+from .anytime import anytime_figure
 
 ID = "ablation"
 DEFAULT_TITLE = "Ablation of MSDNet"
@@ -22,12 +21,4 @@ DEFAULT_TITLE = "Ablation of MSDNet"
 def ablation_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
                     title: str | None = None, source: str = "ablation table") -> Figure:
     """Anytime accuracy vs MACs of MSDNet and its ablations (see the module docstring)."""
-    df = check_anytime(table, source)
-    with style.theme():
-        fig, (ax,) = style.new_figure()
-        draw_anytime(ax, df)
-        draw_reference(ax, reference)
-        label_axes(ax, ANYTIME_X)
-        style.legend(ax)
-        ax.set_title(DEFAULT_TITLE if title is None else title)
-    return fig
+    return anytime_figure(table, reference, DEFAULT_TITLE if title is None else title, source)

@@ -125,23 +125,13 @@ def load_test_images(data_yaml: str | Path):
     a recipe with a ``data:`` section. In-memory splits give their arrays; an image folder
     (ImageNet) gives a lazy reader of 224x224 centre crops.
     """
-    import yaml
-
-    from ..config import from_dict
+    from ..config import from_dict, load_yaml
     from ..data import DataConfig, load_data
-    from ..errors import ConfigError
 
     path = Path(data_yaml)
-    if not path.is_file():
-        raise ConfigError(f"data config {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"data config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = load_yaml(path)
     if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
         raw = raw["data"]          # a recipe: use its data: section
-    if not isinstance(raw, dict):
-        raise ConfigError(f"data config {path}: expected a mapping of data keys (name, root, ...)")
     test = load_data(from_dict(DataConfig, raw, str(path))).test
     if hasattr(test, "images") and hasattr(test, "ids"):
         return np.asarray(test.images), np.asarray(test.ids), None
