@@ -137,7 +137,7 @@ def load_test_images(data_yaml: str | Path):
         return np.asarray(test.images), np.asarray(test.ids), None
     samples = getattr(test, "samples", None)            # an ImageFolder (ImageNet)
     if samples is None:
-        raise ConfigError(f"data config {path}: its test split holds no images this figure can read")
+        raise DataError(f"data config {path}: its test split holds no images this figure can read")
     return _FolderImages(samples), np.arange(len(samples)), list(getattr(test, "classes", [])) or None
 
 
