@@ -4,10 +4,14 @@ rule table:
         predictions=table_predictions,
     output:
         f"{RESULTS}/tables/{{table}}.csv",
+    params:
+        results=lambda wc, output: Path(output[0]).parents[1],
     log:
         f"{LOGS}/tables/{{table}}.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
-        "msdnet collect {wildcards.table} --preset {input.preset} --results {RESULTS}"
+        "msdnet collect {wildcards.table} --preset {input.preset} --results {params.results}"
         " --csv {output} > {log} 2>&1"
 
 
@@ -18,6 +22,8 @@ rule prepare_data:
         f"{RESULTS}/data.json",
     log:
         f"{LOGS}/prepare_data.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
         "msdnet data {input.preset} --out {output} > {log} 2>&1"
 
@@ -29,5 +35,7 @@ rule data_config:
         f"{RESULTS}/data.yaml",
     log:
         f"{LOGS}/data_config.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
         "msdnet preset {input.preset} --write-data {output} > {log} 2>&1"

@@ -7,10 +7,13 @@ rule figure:
         png=report(f"{FIGURES}/{{figure}}.png", category="Figures", caption="../report/figure.rst"),
     params:
         args=figure_args,
+        stem=lambda wc: f"{FIGURES}/{wc.figure}",
     log:
         f"{LOGS}/figures/{{figure}}.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
-        "msdnet figure {wildcards.figure} {params.args} --out {FIGURES}/{wildcards.figure} > {log} 2>&1"
+        "msdnet figure {wildcards.figure} {params.args} --out {params.stem} > {log} 2>&1"
 
 
 rule figures:

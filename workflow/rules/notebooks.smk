@@ -5,8 +5,14 @@ rule notebook:
         figures=[f for f in figure_files() if f.endswith(".png")],
     output:
         f"{RESULTS}/notebooks/overview.ipynb",
+    params:
+        results=lambda wc, output: Path(output[0]).parents[1],
+        figures=lambda wc, input: Path(input.figures[0]).parent,
+        preset=PRESET.name,
     log:
         f"{LOGS}/notebooks/overview.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
-        "msdnet notebook {input.notebook} --out {output} -p results_dir {RESULTS}"
-        " -p figures_dir {FIGURES} -p preset {PRESET.name} > {log} 2>&1"
+        "msdnet notebook {input.notebook} --out {output} -p results_dir {params.results}"
+        " -p figures_dir {params.figures} -p preset {params.preset} > {log} 2>&1"

@@ -9,6 +9,8 @@ rule predict_model:
     threads: config["threads"]
     resources:
         gpu=config["gpu_jobs"],
+    conda:
+        "../envs/msdnet.yaml"
     shell:
         "OMP_NUM_THREADS={threads} msdnet predict {input} --out-dir $(dirname {output.val}) > {log} 2>&1"
 
@@ -22,6 +24,8 @@ rule ensemble:
         test=f"{RESULTS}/predictions/{{ensemble}}/seed{{seed}}/test.npz",
     log:
         f"{LOGS}/ensemble/{{ensemble}}/seed{{seed}}.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
         "(msdnet ensemble {input.val} --name {wildcards.ensemble} --out {output.val}"
         " && msdnet ensemble {input.test} --name {wildcards.ensemble} --out {output.test}) > {log} 2>&1"

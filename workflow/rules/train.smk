@@ -5,6 +5,8 @@ rule preset:
         config=preset_json(),
     log:
         f"{LOGS}/preset.log",
+    conda:
+        "../envs/msdnet.yaml"
     shell:
         "msdnet preset - --json-config {params.config:q} --write {output} > {log} 2>&1"
 
@@ -24,6 +26,8 @@ rule train_model:
     threads: config["threads"]
     resources:
         gpu=config["gpu_jobs"],
+    conda:
+        "../envs/msdnet.yaml"
     shell:
         "OMP_NUM_THREADS={threads} msdnet train {input.config} --recipe {input.recipe}"
         " --out {params.out} --final {output.final} --set train.seed={wildcards.seed}"

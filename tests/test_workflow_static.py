@@ -1,0 +1,57 @@
+"""The workflow without running it: lint, every preset validates, the paper DAGs resolve."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msdnet.config import load_yaml
+from msdnet.errors import ConfigError
+from msdnet.workflow import Preset, validate_preset
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PRESETS = ["config.yaml", "tiny.yaml", "paper-cifar100.yaml", "paper-cifar10.yaml", "paper-imagenet.yaml"]
+
+
+def _snakemake(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_lint_is_clean():
+    out = _snakemake("--lint")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Lints for" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("name", ["paper-cifar100.yaml", "paper-cifar10.yaml", "paper-imagenet.yaml"])
+def test_paper_dag_resolves(name):
+    preset = Preset(validate_preset(load_yaml(REPO / "config" / name), name))
+    out = _snakemake("figures", "-n", "--quiet", "rules", "--configfile", f"config/{name}",
+                     "--directory", str(REPO))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    lines = {l.split()[0]: l.split()[-1] for l in text.splitlines() if len(l.split()) == 2}
+    assert int(lines["train_model"]) == len(preset.runs_needed())
+    assert int(lines["figure"]) == len(preset.figures)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_validate(name):
+    preset = Preset(validate_preset(load_yaml(REPO / "config" / name), name))
+    assert preset.runs_needed() and preset.tables()
+
+
+def test_unknown_preset_key_and_unknown_model_are_errors():
+    cfg = load_yaml(REPO / "config" / "tiny.yaml")
+    with pytest.raises(ConfigError, match="epochz"):
+        validate_preset({**cfg, "epochz": 3}, "tiny.yaml")
+    bad = {**cfg, "figures": {**cfg["figures"], "anytime": {"MSDNet": "no-such-model"}}}
+    with pytest.raises(ConfigError, match="no-such-model"):
+        validate_preset(bad, "tiny.yaml")
