@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ import yaml
 
 from .analysis.anytime import anytime_table
 from .analysis.budgeted import BudgetedEvaluator, envelope
+from .analysis.common import exit_accuracy
 from .analysis.easy_hard import easy_hard_table
 from .analysis.staircase import baseline_row, run_row, staircase_table
 from .errors import ConfigError
@@ -246,7 +247,7 @@ def budgeted_rows(preset: Preset, results: Path, dynamic: Mapping[str, list[str]
 
 
 def _last_exit_accuracy(preds: Predictions) -> float:
-    return float(100.0 * np.mean(preds.logits[-1].argmax(1) == preds.labels))
+    return float(exit_accuracy(preds)[-1])
 
 
 def staircase_rows(preset: Preset, results: Path) -> pd.DataFrame:
@@ -291,6 +292,3 @@ def collect(table: str, preset: Preset, results: str | Path) -> pd.DataFrame:
         return easy_hard_rows(preset, results)
     raise ConfigError(f"unknown table {table!r} (one of: {', '.join(TABLES)})")
 
-
-def iter_models(preset: Preset) -> Iterable[str]:
-    return sorted({m for m, _ in preset.runs_needed()})

@@ -29,12 +29,13 @@ DEFAULT_TITLE = "Budgeted batch classification"
 
 
 def budgeted_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
-                    title: str | None = None, source: str = "budgeted table") -> Figure:
+                    title: str | None = None, source: str = "budgeted table",
+                    width: float = 6.5) -> Figure:
     """Accuracy vs average MACs: dynamic curves as lines, single networks as markers, the
     paper's points (``reference``: curve, macs_millions, top1_percent), if any, beside them."""
     df = check_budgeted(table, source)
     with style.theme():
-        fig, (ax,) = style.new_figure(width=6.5)
+        fig, (ax,) = style.new_figure(width=width)
         draw_budgeted(ax, df)
         draw_reference(ax, reference)
         label_axes(ax, BUDGETED_X)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import style
-from .common import BUDGETED_X, check_budgeted, draw_budgeted, draw_reference, label_axes
+from .budgeted import budgeted_figure
 
 ID = "reduction-lazy"
 DEFAULT_TITLE = "Network reduction and lazy evaluation"
@@ -21,12 +20,4 @@ DEFAULT_TITLE = "Network reduction and lazy evaluation"
 def reduction_lazy_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
                           title: str | None = None, source: str = "reduction-lazy table") -> Figure:
     """Budgeted accuracy vs average MACs of MSDNet with/without reduction and lazy evaluation."""
-    df = check_budgeted(table, source)
-    with style.theme():
-        fig, (ax,) = style.new_figure()
-        draw_budgeted(ax, df)
-        draw_reference(ax, reference)
-        label_axes(ax, BUDGETED_X)
-        style.legend(ax)
-        ax.set_title(DEFAULT_TITLE if title is None else title)
-    return fig
+    return budgeted_figure(table, reference, DEFAULT_TITLE if title is None else title, source, width=6.0)
