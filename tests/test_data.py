@@ -348,12 +348,46 @@ def test_iterate_refuses_augmenting_val_and_test():
         iterate_batches(_array_bundle(val=False), "val", 4)
 
 
-def test_device_copy_is_cached():
+def test_device_copy_is_normalised_once_and_cached():
     b = _array_bundle()
     list(iterate_batches(b, "train", 8))
-    cached = b.arrays_on("train", torch.device("cpu"))
-    list(iterate_batches(b, "train", 8))
-    assert b.arrays_on("train", torch.device("cpu"))[0] is cached[0]
+    cached = b.normalized_on("train", torch.device("cpu"))
+    list(iterate_batches(b, "train", 8, shuffle=True, augment=True))
+    assert b.normalized_on("train", torch.device("cpu"))[0] is cached[0]
+    assert cached[0].dtype == torch.float32 and cached[0].shape == (23, 4, 4, 3)   # NHWC
+
+
+@pytest.mark.parametrize("crop_pad,flip", [(1, True), (2, False), (0, True), (0, False)])
+def test_device_batches_equal_textbook_augment_then_normalise(monkeypatch, crop_pad, flip):
+    """The GPU-resident path (draws up front, one gather per chunk of normalised NHWC data)
+    gives exactly what the textbook does per batch: index the uint8 images, augment_batch
+    with the same generator, normalise. Chunks of 2 batches exercise the chunk boundaries."""
+    import msdnet.data.bundle as bundle_mod
+
+    b = _array_bundle()
+    b.crop_pad, b.flip = crop_pad, flip
+    monkeypatch.setattr(bundle_mod, "CHUNK_BYTES", 2 * 5 * 3 * 4 * 4 * 4)
+    gen = torch.Generator().manual_seed(3)
+    got = list(iterate_batches(b, "train", 5, shuffle=True, augment=True, generator=gen))
+    gen = torch.Generator().manual_seed(3)
+    order = torch.randperm(23, generator=gen)
+    assert len(got) == 5
+    for i, (x, y, ids) in enumerate(got):
+        idx = order[5 * i:5 * i + 5]
+        want = normalize(augment_batch(b.train.images[idx], crop_pad, flip, gen), b.mean, b.std)
+        assert torch.equal(ids, b.train.ids[idx]) and torch.equal(y, b.train.labels[idx])
+        assert x.is_contiguous() and torch.equal(x, want), i
+
+
+def test_batches_come_in_the_asked_memory_format():
+    b = _array_bundle()
+    for fmt in (torch.channels_last, torch.contiguous_format):
+        for augment in (False, True):
+            x, _, ids = next(iterate_batches(b, "train", 6, shuffle=True, augment=augment,
+                                             memory_format=fmt))
+            assert x.shape == (6, 3, 4, 4) and x.is_contiguous(memory_format=fmt)
+            if not augment:
+                assert torch.equal(x, normalize(b.train.images[ids - 100], b.mean, b.std))
 
 
 # ---------------------------------------------------------------- DataConfig

@@ -48,7 +48,16 @@ def test_auto_policy_per_device():
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         assert gpu.dtype == torch.bfloat16
     forced = decide("cpu", TrainConfig(precision="bf16", channels_last=True, compile=True))
-    assert forced.describe() == {"precision": "bf16", "channels_last": True, "compile": True}
+    assert forced.describe() == {"precision": "bf16", "channels_last": True, "compile": True,
+                                 "compile_mode": "default"}
+    assert not forced.cuda_graphs and forced.memory_format == torch.channels_last
+    graphs = TrainConfig(compile=True, compile_mode="reduce-overhead")
+    assert decide("cuda", graphs).cuda_graphs
+    assert not decide("cuda", TrainConfig(compile_mode="reduce-overhead")).cuda_graphs  # compile off
+    with pytest.raises(ConfigError, match="compile_mode.*one CUDA process.*device cpu"):
+        decide("cpu", graphs)
+    with pytest.raises(ConfigError, match="compile_mode.*more than one process"):
+        decide("cuda", graphs, distributed=True)
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         decide("cpu", TrainConfig(precision="fp16"))
 
@@ -56,11 +65,13 @@ def test_auto_policy_per_device():
 def test_speed_keys_are_strict_and_leave_the_hash_alone(tmp_path):
     base = tiny_recipe(tmp_path / "data")
     run = make_run_config(TINY_MSDNET, base)
-    for key, value in [("precision", "bf16"), ("channels_last", True), ("compile", True)]:
+    for key, value in [("precision", "bf16"), ("channels_last", True), ("compile", True),
+                       ("compile_mode", "reduce-overhead")]:
         other = make_run_config(TINY_MSDNET, {**base, "train": {**base["train"], key: value}})
         assert other.hash == run.hash, key
     assert make_run_config(TINY_MSDNET, {**base, "train": {**base["train"], "lr": 0.1}}).hash != run.hash
-    for key, bad in [("precision", "fp64"), ("channels_last", "yes"), ("compile", 1)]:
+    for key, bad in [("precision", "fp64"), ("channels_last", "yes"), ("compile", 1),
+                     ("compile_mode", "fast")]:
         with pytest.raises(ConfigError, match=key):
             make_run_config(TINY_MSDNET, {**base, "train": {**base["train"], key: bad}})
 

@@ -119,7 +119,8 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]   # (x, y, ids, glo
 def rank_batches(bundle: DataBundle, split: str, batch_size: int, ctx: Context, *,
                  shuffle: bool = False, augment: bool = False,
                  generator: torch.Generator | None = None, device: torch.device,
-                 num_workers: int = 0) -> Iterator[Batch]:
+                 num_workers: int = 0,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> Iterator[Batch]:
     """This rank's part of every global batch of one epoch, with the global batch's size.
 
     With one process this is :func:`iterate_batches` unchanged (plus the batch size).
@@ -127,7 +128,8 @@ def rank_batches(bundle: DataBundle, split: str, batch_size: int, ctx: Context, 
     data = bundle.split(split)
     if not ctx.enabled or isinstance(data, ArraySplit):
         batches = iterate_batches(bundle, split, batch_size, shuffle=shuffle, augment=augment,
-                                  generator=generator, device=device, num_workers=num_workers)
+                                  generator=generator, device=device, num_workers=num_workers,
+                                  memory_format=memory_format)
         for x, y, ids in batches:
             lo, hi = shard_bounds(len(y), ctx.rank, ctx.world_size)
             yield x[lo:hi], y[lo:hi], ids[lo:hi], len(y)
@@ -147,7 +149,8 @@ def rank_batches(bundle: DataBundle, split: str, batch_size: int, ctx: Context, 
             yield empty_x, empty_y, torch.empty(0, dtype=torch.int64), len(g)
             continue
         x, y, ids = next(loader)
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), ids, len(g)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        yield x, y.to(device, non_blocking=True), ids, len(g)
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -47,10 +47,15 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
+CompileMode = Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"]
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
 class _Knobs(Protocol):           # what decide() reads from a TrainConfig
     precision: Precision
     channels_last: bool | None
     compile: bool
+    compile_mode: CompileMode
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,10 @@ class Policy:
         device_type: ``cuda``, ``cpu``, ...
         dtype: the autocast dtype; ``torch.float32`` means no autocast.
         channels_last: model and inputs in NHWC memory format.
-        compile: wrap the training forward in ``torch.compile``.
+        compile: compile the training step's forward and loss (and so its backward) with
+            ``torch.compile``.
+        compile_mode: ``torch.compile``'s mode; ``reduce-overhead`` also replays the step as
+            CUDA graphs (CUDA, one process only).
         cudnn_benchmark: let cuDNN pick the fastest convolution algorithms (CUDA only).
     """
 
@@ -69,6 +77,7 @@ class Policy:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     compile: bool = False
+    compile_mode: CompileMode = "default"
     cudnn_benchmark: bool = False
 
     @property
@@ -81,18 +90,34 @@ class Policy:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the compiled step replays as CUDA graphs."""
+        return self.compile and self.compile_mode in CUDA_GRAPH_MODES
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def input(self, x: torch.Tensor) -> torch.Tensor:
         """A batch in the memory format the model expects."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def describe(self) -> dict[str, Any]:
         """Plain values for checkpoints, logs and benchmark tables."""
-        return {"precision": _NAMES[self.dtype], "channels_last": self.channels_last,
-                "compile": self.compile}
+        out = {"precision": _NAMES[self.dtype], "channels_last": self.channels_last,
+               "compile": self.compile}
+        if self.compile:
+            out["compile_mode"] = self.compile_mode
+        return out
 
 
-def decide(device: torch.device | str, cfg: _Knobs) -> Policy:
-    """The policy for ``device`` given the recipe's requests (see the module table for ``auto``)."""
+def decide(device: torch.device | str, cfg: _Knobs, distributed: bool = False) -> Policy:
+    """The policy for ``device`` given the recipe's requests (see the module table for ``auto``).
+
+    CUDA-graph compile modes need a CUDA device and one process (DDP's gradient hooks run
+    outside the graph); elsewhere they are a ConfigError naming the key.
+    """
     device = torch.device(device)
     cuda = device.type == "cuda"
     bf16_ok = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -107,8 +132,13 @@ def decide(device: torch.device | str, cfg: _Knobs) -> Policy:
             raise ConfigError("train.precision: this GPU has no bf16 support; use fp16 or fp32")
     auto_layout = device.type in ("cuda", "cpu")
     channels_last = auto_layout if cfg.channels_last is None else cfg.channels_last
+    mode = getattr(cfg, "compile_mode", "default")
+    if cfg.compile and mode in CUDA_GRAPH_MODES and (not cuda or distributed):
+        where = "more than one process" if cuda else f"device {device}"
+        raise ConfigError(f"train.compile_mode: {mode!r} replays CUDA graphs, which need one CUDA "
+                          f"process (got {where}); use compile_mode: default")
     return Policy(device_type=device.type, dtype=dtype, channels_last=channels_last,
-                  compile=cfg.compile, cudnn_benchmark=cuda)
+                  compile=cfg.compile, compile_mode=mode, cudnn_benchmark=cuda)
 
 
 def prepare_model(model: nn.Module, policy: Policy) -> nn.Module:
@@ -124,13 +154,15 @@ def prepare_model(model: nn.Module, policy: Policy) -> nn.Module:
     return model
 
 
-def maybe_compile(model: nn.Module, policy: Policy) -> nn.Module:
-    """``torch.compile(model)`` when the policy asks for it, else ``model``.
+def maybe_compile(module: nn.Module, policy: Policy) -> nn.Module:
+    """``torch.compile(module, mode=policy.compile_mode)`` when the policy asks for it, else ``module``.
 
-    Checkpoints must be written from the uncompiled module (its state-dict keys lack the
-    ``_orig_mod.`` prefix); the trainer keeps both.
+    The trainer compiles its step objective (:class:`msdnet.train.Objective`: forward, losses
+    and hit counts, so the backward is compiled too) for full batches only, so shapes never
+    change and it compiles once; a short last batch runs eager. Checkpoints are written from
+    the uncompiled model (its state-dict keys lack the ``_orig_mod.`` prefix).
     """
-    return torch.compile(model) if policy.compile else model
+    return torch.compile(module, mode=policy.compile_mode) if policy.compile else module
 
 
 def grad_scaler(policy: Policy) -> torch.amp.GradScaler:

@@ -40,7 +40,7 @@ from .io import atomic_path, code_version, stable_hash, write_text_atomic
 from .models import MultiExitModel, build, parse
 from .precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
 
-__all__ = ["TrainConfig", "RunConfig", "train", "train_step", "evaluate", "lr_at", "resolve_device",
+__all__ = ["TrainConfig", "RunConfig", "Objective", "train", "train_step", "evaluate", "lr_at", "resolve_device",
            "load_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -50,7 +50,7 @@ METRICS = "metrics.csv"
 # precision changes the rounding of every step (as the device does); the checkpoint records
 # the policy it was trained with, and a resume under a different one says so.
 EXECUTION_KEYS = ("device", "num_workers", "progress", "eval_batch_size", "eval_every",
-                  "precision", "channels_last", "compile")
+                  "precision", "channels_last", "compile", "compile_mode")
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class TrainConfig:
     """The optimisation recipe (SPEC §5). ``lr_milestones`` are fractions of ``epochs``.
 
     ``batch_size`` is the global batch (split across processes under torchrun).
-    ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto) and ``compile``
-    choose the fast path; see :mod:`msdnet.precision` for what ``auto`` picks per device.
+    ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile`` and
+    ``compile_mode`` choose the fast path; see :mod:`msdnet.precision` for what ``auto`` picks
+    per device.
     """
 
     epochs: int = 300
@@ -80,6 +81,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"] = "default"
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -184,19 +186,47 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+def objective(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
+              scale: float, policy: Policy) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training loss ``sum_k weights[k] * sum_i CE_k(i) * scale`` of one batch, with the
+    per-exit summed losses and correct counts (detached). Logits are cast to float32 first."""
+    with policy.autocast_context():
+        outs = net(policy.input(x))
+    ce = torch.stack([F.cross_entropy(o.float(), y, reduction="sum") for o in outs])
+    loss = (ce * weights).sum() * scale
+    correct = torch.stack([(o.detach().argmax(1) == y).sum() for o in outs])
+    return loss, ce.detach(), correct
+
+
+class Objective(torch.nn.Module):
+    """:func:`objective` as a module, the unit the fast path compiles (forward, losses and hit
+    counts in one graph, so AOTAutograd compiles the matching backward)."""
+
+    def __init__(self, net: torch.nn.Module, policy: Policy) -> None:
+        super().__init__()
+        self.net, self.policy = net, policy
+
+    def forward(self, x, y, weights, scale: float):
+        return objective(self.net, x, y, weights, scale, self.policy)
+
+
 def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                weights: torch.Tensor, policy: Policy, scaler: torch.amp.GradScaler | None = None,
                grad_scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on ``(x, y)``; returns per-exit summed losses and correct counts (on device).
 
-    The loss is ``sum_k weights[k] * sum_i CE_k(i) * grad_scale`` with ``grad_scale`` = 1/batch
-    by default (the mean); under DDP the trainer passes ``world_size / global batch``.
-    Nothing is read back to the host, so the GPU never waits for Python.
+    ``net`` is a model or an :class:`Objective` (compiled or not). The loss is
+    ``sum_k weights[k] * sum_i CE_k(i) * grad_scale`` with ``grad_scale`` = 1/batch by default
+    (the mean); under DDP the trainer passes ``world_size / global batch``. Nothing is read back
+    to the host, so the GPU never waits for Python.
     """
-    with policy.autocast_context():
-        outs = net(policy.input(x))
-    ce = torch.stack([F.cross_entropy(o.float(), y, reduction="sum") for o in outs])
-    loss = (ce * weights).sum() * (1.0 / max(len(y), 1) if grad_scale is None else grad_scale)
+    scale = 1.0 / max(len(y), 1) if grad_scale is None else grad_scale
+    if isinstance(getattr(net, "_orig_mod", net), Objective):
+        if policy.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss, ce, correct = net(x, y, weights, scale)
+    else:
+        loss, ce, correct = objective(net, x, y, weights, scale, policy)
     opt.zero_grad(set_to_none=True)
     if scaler is not None and scaler.is_enabled():
         scaler.scale(loss).backward()
@@ -205,8 +235,7 @@ def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor
     else:
         loss.backward()
         opt.step()
-    correct = torch.stack([(o.detach().argmax(1) == y).sum() for o in outs])
-    return ce.detach(), correct
+    return ce, correct
 
 
 @torch.no_grad()
@@ -258,7 +287,7 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
         raise ConfigError(f"train.exit_weights has {len(cfg.exit_weights)} entries but the model has "
                           f"{model.num_exits} exits; give one weight per exit")
     weights = torch.tensor(cfg.exit_weights or [1.0] * model.num_exits, device=device)
-    policy = decide(device, cfg)
+    policy = decide(device, cfg, distributed=ctx.enabled)
     if ctx.enabled:
         ddp.sync_batchnorm(model, device)
     prepare_model(model, policy)
@@ -292,7 +321,8 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
     elif ctx.is_main:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(
             {**run.to_dict(), "config_hash": run.hash}, sort_keys=False))
-    net = maybe_compile(ddp.wrap(model, ctx, device), policy)   # trains; `model` saves, evaluates
+    wrapped = ddp.wrap(model, ctx, device)                # trains; `model` saves and evaluates
+    steps = {"eager": wrapped, "full": maybe_compile(Objective(wrapped, policy), policy)}
     log(f"training on {device} ({ctx.world_size} process{'es' if ctx.enabled else ''}): "
         + ", ".join(f"{k} {v}" for k, v in policy.describe().items()))
 
@@ -300,13 +330,13 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
     ckpt: dict[str, Any] = {}
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        row = _train_epoch(net, model, opt, scaler, bundle, weights, policy, ctx, device, cfg, epoch)
+        row = _train_epoch(steps, model, opt, scaler, bundle, weights, policy, ctx, device, cfg, epoch)
         sched.step()
         do_eval = bundle.val is not None and cfg.eval_every and (
             (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)
         val_acc = evaluate(model, ddp.rank_batches(
-            bundle, "val", cfg.eval_batch_size, ctx, device=device, num_workers=cfg.num_workers),
-            policy, ctx) if do_eval else []
+            bundle, "val", cfg.eval_batch_size, ctx, device=device, num_workers=cfg.num_workers,
+            memory_format=policy.memory_format), policy, ctx) if do_eval else []
         for k in range(model.num_exits):
             row[f"val_acc_exit{k + 1}"] = round(val_acc[k], 4) if val_acc else ""
         row["seconds"] = round(time.perf_counter() - t0, 3)
@@ -334,10 +364,14 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
     return ckpt
 
 
-def _train_epoch(net, model: MultiExitModel, opt, scaler, bundle, weights: torch.Tensor,
+def _train_epoch(steps: dict, model: MultiExitModel, opt, scaler, bundle, weights: torch.Tensor,
                  policy: Policy, ctx: ddp.Context, device: torch.device, cfg: TrainConfig,
                  epoch: int) -> dict[str, Any]:
-    """One epoch; returns the metrics row (epoch, lr, per-exit loss and accuracy over all ranks)."""
+    """One epoch; returns the metrics row (epoch, lr, per-exit loss and accuracy over all ranks).
+
+    ``steps["full"]`` (compiled when the policy says so) runs the full batches, so a compiled
+    step sees one shape; a short last batch runs ``steps["eager"]``.
+    """
     seed = _epoch_seed(cfg.seed, epoch)
     torch.manual_seed(seed)                   # model-side randomness (stochastic depth, ...)
     gen = torch.Generator().manual_seed(seed)  # shuffling and augmentation
@@ -347,11 +381,13 @@ def _train_epoch(net, model: MultiExitModel, opt, scaler, bundle, weights: torch
     correct = torch.zeros(k, dtype=torch.long, device=device)
     seen = 0
     batches = ddp.rank_batches(bundle, "train", cfg.batch_size, ctx, shuffle=True, augment=True,
-                               generator=gen, device=device, num_workers=cfg.num_workers)
+                               generator=gen, device=device, num_workers=cfg.num_workers,
+                               memory_format=policy.memory_format)
     bar = tqdm(batches, total=-(-len(bundle.train) // cfg.batch_size), leave=False,
                desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=_tqdm_disable(cfg.progress) if ctx.is_main else True)
     for step, (x, y, _, n_global) in enumerate(bar):
+        net = steps["full"] if n_global == cfg.batch_size else steps["eager"]
         ce, hits = train_step(net, opt, x, y, weights, policy, scaler,
                               grad_scale=ctx.world_size / n_global)
         loss_sum += ce

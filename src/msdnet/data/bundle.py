@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..errors import DataError
-from .arrays import ArraySplit, augment_batch, normalize
+from .arrays import ArraySplit, crop_flip_nhwc, draw_crops_flips, normalize_nhwc, pad_values
 
 SPLITS = ("train", "val", "test")
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x, y, ids)
@@ -61,12 +61,18 @@ class DataBundle:
             )
         return data
 
-    def arrays_on(self, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 images and labels of an ArraySplit on ``device``, copied there once and cached."""
+    def normalized_on(self, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """An ArraySplit on ``device``, normalised once and cached: float32 images stored NHWC
+        (``[N, H, W, C]``, see :func:`normalize_nhwc`) and int64 labels.
+
+        The uint8 images travel to the device (a quarter of the float32 bytes) and are
+        normalised there.
+        """
         key = (split, str(device))
         if key not in self._on_device:
             data = self.split(split)
-            self._on_device[key] = (data.images.to(device), data.labels.to(device))
+            images = normalize_nhwc(data.images.to(device), self.mean, self.std)
+            self._on_device[key] = (images, data.labels.to(device))
         return self._on_device[key]
 
 
@@ -100,16 +106,23 @@ def iterate_batches(
     bundle: DataBundle, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
     generator: torch.Generator | None = None, device: torch.device | str = "cpu",
     drop_last: bool = False, num_workers: int = 0,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Iterator[Batch]:
     """An iterator over ``(x, y, ids)`` batches of one split for one epoch.
 
     ``x`` is normalised float32 ``[B, C, H, W]`` and ``y`` int64, both on ``device``; ``ids``
     are int64 source indices on the CPU. Without ``drop_last`` every image appears exactly once.
 
-    ArraySplit: the uint8 images go to ``device`` once (cached on the bundle); batches are
-    slices of ``torch.randperm(n, generator=generator)`` (or of ``0..n-1`` without shuffle),
-    augmented with :func:`augment_batch` on the device when ``augment``, then normalised;
-    ``num_workers`` is unused. Dataset splits (ImageNet): a ``DataLoader`` with
+    ArraySplit (the GPU-resident path): the images go to ``device`` once and are normalised
+    there once (:meth:`DataBundle.normalized_on`). An epoch is ``torch.randperm(n,
+    generator=generator)`` (or ``0..n-1`` without shuffle) cut into batches; when ``augment``,
+    every batch's crop offsets and flips are drawn up front, in batch order, exactly as
+    :func:`augment_batch` would draw them, and travel to the device in one copy. Then chunks
+    of ~64 MB of images are gathered, cropped and flipped on the device
+    (:func:`crop_flip_nhwc`, one gather per chunk) and the batches are views of a chunk: no
+    per-batch kernels for the data and no host synchronisation in the epoch.
+    ``memory_format`` is the layout of ``x`` (``torch.channels_last`` costs nothing, the data
+    is stored NHWC; the default costs one copy per batch). ``num_workers`` is unused. Dataset splits (ImageNet): a ``DataLoader`` with
     ``num_workers``, ``pin_memory`` on CUDA and shuffling from ``generator``; its transforms
     augment (train) and normalise. Validation and test data are never augmented: ``augment``
     on them is a ``ValueError``. Arguments are checked when called, before iteration starts.
@@ -123,7 +136,8 @@ def iterate_batches(
     if device.type == "cuda" and device.index is None:  # one cache entry per physical device
         device = torch.device("cuda", torch.cuda.current_device())
     if isinstance(data, ArraySplit):
-        return _array_batches(bundle, split, batch_size, shuffle, augment, generator, device, drop_last)
+        return _array_batches(bundle, split, batch_size, shuffle, augment, generator, device, drop_last,
+                              memory_format)
     if split == "train" and not augment:
         if bundle.train_plain is None:
             raise ValueError(f"data set '{bundle.name}' has no unaugmented view of its training split")
@@ -132,26 +146,51 @@ def iterate_batches(
         WithIds(data), batch_size=batch_size, shuffle=shuffle, generator=generator,
         num_workers=num_workers, pin_memory=device.type == "cuda", drop_last=drop_last,
     )
-    return _to_device(loader, device)
+    return _to_device(loader, device, memory_format)
 
 
-def _to_device(loader: DataLoader, device: torch.device) -> Iterator[Batch]:
+def _to_device(loader: DataLoader, device: torch.device,
+               memory_format: torch.memory_format) -> Iterator[Batch]:
     for x, y, ids in loader:
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True), ids
+        x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        yield x, y.to(device, non_blocking=True), ids
+
+
+CHUNK_BYTES = 64 << 20     # images gathered per device op in _array_batches
 
 
 def _array_batches(bundle: DataBundle, split: str, batch_size: int, shuffle: bool, augment: bool,
-                   generator: torch.Generator | None, device: torch.device,
-                   drop_last: bool) -> Iterator[Batch]:
+                   generator: torch.Generator | None, device: torch.device, drop_last: bool,
+                   memory_format: torch.memory_format) -> Iterator[Batch]:
     ids = bundle.split(split).ids
-    images, labels = bundle.arrays_on(split, device)
+    data, labels = bundle.normalized_on(split, device)
     n = len(ids)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    order_dev = order.to(device)
+    order = torch.randperm(n, generator=generator) if shuffle else None
     stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order_dev[start:start + batch_size]
-        x = images[idx]
-        if augment:
-            x = augment_batch(x, bundle.crop_pad, bundle.flip, generator)
-        yield normalize(x, bundle.mean, bundle.std), labels[idx], ids[order[start:start + batch_size]]
+    augment = augment and (bundle.crop_pad > 0 or bundle.flip)
+    if augment:                          # the same draws, in the same order, as augment_batch
+        draws = [draw_crops_flips(min(batch_size, stop - s), bundle.crop_pad, bundle.flip, generator)
+                 for s in range(0, stop, batch_size)]
+        offsets = torch.cat([d[0] for d in draws], 1).to(device) if draws else None
+        mirrored = torch.cat([d[1] for d in draws]).to(device) if draws else None
+        pad = pad_values(bundle.mean, bundle.std)
+    order_dev = order.to(device) if order is not None else None
+    per_batch = batch_size * data[0].numel() * data.element_size()
+    chunk = batch_size * max(1, CHUNK_BYTES // per_batch)
+    for c0 in range(0, stop, chunk):
+        c1 = min(c0 + chunk, stop)
+        if order_dev is None and not augment:
+            xs, ys = data[c0:c1].permute(0, 3, 1, 2), labels[c0:c1]   # NCHW views, NHWC memory
+        else:
+            index = order_dev[c0:c1] if order_dev is not None else torch.arange(c0, c1, device=device)
+            ys = labels[index]
+            if augment:
+                xs = crop_flip_nhwc(data, index, offsets[:, c0:c1], mirrored[c0:c1], bundle.crop_pad, pad)
+            else:
+                xs = data[index].permute(0, 3, 1, 2)
+        for s in range(c0, c1, batch_size):
+            x = xs[s - c0:s - c0 + batch_size]
+            if memory_format != torch.channels_last:
+                x = x.contiguous(memory_format=memory_format)
+            batch_ids = ids[order[s:s + batch_size]] if order is not None else ids[s:s + batch_size]
+            yield x, ys[s - c0:s - c0 + batch_size], batch_ids
