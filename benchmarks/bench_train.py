@@ -7,18 +7,22 @@ process on the same synthetic images (``DataConfig(name='synthetic')``), interle
 machine can only slow a measurement down) and their ratio.
 
     .venv/bin/python benchmarks/bench_train.py [--device auto] [--steps 20] [--warmup 5]
-        [--repeats 3] [--configs msdnet-anytime-cifar100,resnet110-cifar100] [--compile auto]
-        [--threads N] [--quick]
+        [--repeats 3] [--configs msdnet-anytime-cifar100,resnet110-cifar100]
+        [--variants auto|fast,fast_compile,fast_graphs] [--budget-s S] [--threads N] [--quick]
 
 * plain: a textbook loop. A DataLoader over a TensorDataset of the uint8 images on the CPU
   (collated in the main process), crop + flip and normalisation on the CPU, the batch copied
   to the device, a float32 NCHW eager model, the loss read back (``.item()``) every step.
-* fast: what ``msdnet train`` runs. The uint8 images live on the device and batches are
-  index slices augmented there (``msdnet.data.iterate_batches``); precision and memory format
-  from ``msdnet.precision.decide`` (CUDA: bf16 autocast + channels_last; CPU: float32 +
-  channels_last, measured fastest there); ``msdnet.train.train_step``, which reads nothing back per step.
-  ``--compile`` (default: on CUDA) adds a third path, ``fast_compile``: fast + ``torch.compile``
-  (``train.compile: true`` in a recipe).
+* fast: what ``msdnet train`` runs. The images live on the device, normalised once, and
+  batches are views of on-device gathers that crop and flip (``msdnet.data.iterate_batches``);
+  precision and memory format from ``msdnet.precision.decide`` (CUDA: bf16 autocast +
+  channels_last; CPU: float32 + channels_last, measured fastest there);
+  ``msdnet.train.train_step``, which reads nothing back per step. Variants (``--variants``;
+  default: all three on CUDA, ``fast`` alone on a CPU): ``fast`` (eager), ``fast_compile``
+  (``train.compile: true``: the step's forward, losses and backward compiled) and
+  ``fast_graphs`` (``train.compile_mode: reduce-overhead``: the compiled step replayed as
+  CUDA graphs). A compiled variant's first call (compilation) is reported as ``compile_s``
+  and is not in its rate.
 * eval: every exit's predictions under no_grad (plain: CPU batches copied over, float32;
   fast: ``msdnet.train.evaluate`` on device batches with the policy).
 
@@ -27,14 +31,13 @@ CPU) after a synchronize. Batch sizes are the recipes' (CIFAR 64, ImageNet 256; 
 ``--quick`` uses tiny batches and step counts (about a minute on a 2-core CPU; its numbers
 only show that everything runs).
 
-From the fast path's measured throughput it estimates the device-hours to reproduce each
-paper preset on one such device (see ``PRESETS``): one run per model config of the preset in
-``config/models/``, each training ``epochs`` over the training images plus one evaluation of
-the held-out images per epoch. A config measured here uses its own throughput; any other uses
-the harmonic mean of the measured configs of its preset (CIFAR: the MSDNets, ResNet-110,
-DenseNet-BC-100; ImageNet: the ImageNet MSDNets). The table goes to
-``results/benchmarks/bench_train-<device>.{csv,md}`` with the machine, torch version, code
-version and command line.
+From the measured throughput it estimates the device-hours to train each paper preset on one
+such device, per path: every training run of ``config/paper-*.yaml`` (its epochs over the
+training images plus one evaluation of the held-out images per epoch). A run whose model config
+was measured uses its own throughput; any other uses the harmonic mean of the measured configs
+of its input size. The tables go to ``results/benchmarks/bench_train-<device>.{csv,md}`` with
+the machine, torch version, code version and command line, rewritten after every config.
+``--from-csv FILE`` re-renders the tables (and the estimate) from such a CSV without measuring.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -60,8 +62,8 @@ from msdnet.config import load_yaml
 from msdnet.data import DataBundle, DataConfig, augment_batch, iterate_batches, load_data, normalize
 from msdnet.io import code_version, write_text_atomic
 from msdnet.models import build
-from msdnet.precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
-from msdnet.train import TrainConfig, evaluate, resolve_device, train_step
+from msdnet.precision import decide, maybe_compile, prepare_model
+from msdnet.train import Objective, TrainConfig, evaluate, resolve_device, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models"
@@ -74,23 +76,12 @@ QUICK_CONFIGS = ["msdnet-anytime-cifar100", "msdnet-imagenet-k4", "resnet110-cif
                  "densenet-bc-100-k12-cifar100"]
 
 
-@dataclass(frozen=True)
-class Preset:
-    """One paper preset: which model configs it trains, for how long, on how many images."""
-
-    name: str
-    patterns: tuple[str, ...]     # globs in config/models: one training run per match
-    epochs: int
-    train_images: int
-    eval_images: int              # held-out images evaluated after every epoch
-
-
-PRESETS = [
-    # CIFAR-10 and CIFAR-100: 50,000 training images, 5,000 held out (config/recipes/cifar.yaml).
-    Preset("CIFAR-10/100", ("*-cifar10.yaml", "*-cifar100.yaml"), 300, 45_000, 5_000),
-    # ImageNet: 1,281,167 training images, 50,000 held out (config/recipes/imagenet.yaml).
-    Preset("ImageNet", ("*-imagenet*.yaml",), 90, 1_231_167, 50_000),
-]
+# The paper presets and their splits: training images, held-out images evaluated every epoch.
+PAPER_PRESETS = {
+    "paper-cifar100": (45_000, 5_000),
+    "paper-cifar10": (45_000, 5_000),
+    "paper-imagenet": (1_231_167, 50_000),
+}
 
 
 def machine(device: torch.device) -> str:
@@ -144,35 +135,58 @@ def forever(make: Callable[[int], Iterator]) -> Iterator:
         yield from make(epoch)
 
 
+def variants(device: torch.device, which: str) -> dict[str, TrainConfig]:
+    """The fast-path variants to measure: name -> the recipe keys ``msdnet train`` would get."""
+    all_ = {"fast": TrainConfig(), "fast_compile": TrainConfig(compile=True),
+            "fast_graphs": TrainConfig(compile=True, compile_mode="reduce-overhead")}
+    if which == "auto":
+        names = list(all_) if device.type == "cuda" else ["fast"]
+    else:
+        names = which.split(",")
+        unknown = [n for n in names if n not in all_]
+        if unknown:
+            raise SystemExit(f"--variants: unknown {unknown[0]!r}; choose from {', '.join(all_)}")
+    if device.type != "cuda" and "fast_graphs" in names:
+        raise SystemExit("--variants: fast_graphs (CUDA graphs) needs a CUDA device")
+    return {n: all_[n] for n in names}
+
+
 class Paths:
-    """The plain and fast train/eval steps of one model config, each callable as ``run(n)``."""
+    """The plain step and every fast variant's step of one model config, each as ``run(n)``.
+
+    Models are built once (seed 0) and kept, so a compiled variant compiles once: its first
+    (warm-up) call's wall time is reported as ``compile_s``.
+    """
 
     def __init__(self, model_cfg: dict, bundle: DataBundle, device: torch.device, batch: int,
-                 eval_batch: int, policy: Policy) -> None:
-        self.bundle, self.device, self.policy = bundle, device, policy
+                 eval_batch: int, recipes: dict[str, TrainConfig]) -> None:
+        self.bundle, self.device, self.batch = bundle, device, batch
         recipe = TrainConfig()
-        self.models, self.opts = {}, {}
-        for path in ("plain", "fast"):
+        self.models, self.opts, self.steps, self.policies = {}, {}, {}, {}
+        for path in ["plain", *recipes]:
             torch.manual_seed(0)
             model = build(model_cfg, "model config").to(device)
-            if path == "fast":
+            if path != "plain":
+                policy = decide(device, recipes[path])
                 prepare_model(model, policy)
+                self.policies[path] = policy
+                self.steps[path] = maybe_compile(Objective(model, policy), policy)
             self.models[path] = model
             self.opts[path] = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                               nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
-        self.net = maybe_compile(self.models["fast"], policy)
-        self.scaler = grad_scaler(policy)
-        self.weights = torch.ones(self.models["fast"].num_exits, device=device)
+        self.weights = torch.ones(self.models["plain"].num_exits, device=device)
         train = bundle.train
         gen = torch.Generator().manual_seed(0)
         dataset = TensorDataset(train.images, train.labels)
         self.plain_train = forever(lambda e: DataLoader(dataset, batch_size=batch, shuffle=True,
                                                         generator=gen, drop_last=True))
         self.plain_eval = forever(lambda e: DataLoader(dataset, batch_size=eval_batch, drop_last=True))
+        fmt = next(iter(self.policies.values())).memory_format
         self.fast_train = forever(lambda e: iterate_batches(
-            bundle, "train", batch, shuffle=True, augment=True, generator=gen, device=device, drop_last=True))
+            bundle, "train", batch, shuffle=True, augment=True, generator=gen, device=device,
+            drop_last=True, memory_format=fmt))
         self.fast_eval = forever(lambda e: iterate_batches(bundle, "train", eval_batch, device=device,
-                                                           drop_last=True))
+                                                           drop_last=True, memory_format=fmt))
 
     def train_plain(self, n: int) -> None:
         model, opt, b = self.models["plain"], self.opts["plain"], self.bundle
@@ -187,11 +201,14 @@ class Paths:
             opt.step()
             loss.item()
 
-    def train_fast(self, n: int) -> None:
-        self.models["fast"].train()
-        torch.backends.cudnn.benchmark = self.policy.cudnn_benchmark
-        for x, y, _ in itertools.islice(self.fast_train, n):
-            train_step(self.net, self.opts["fast"], x, y, self.weights, self.policy, self.scaler)
+    def train_fast(self, path: str) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            policy = self.policies[path]
+            self.models[path].train()
+            torch.backends.cudnn.benchmark = policy.cudnn_benchmark
+            for x, y, _ in itertools.islice(self.fast_train, n):   # full batches: the compiled step
+                train_step(self.steps[path], self.opts[path], x, y, self.weights, policy)
+        return run
 
     @torch.no_grad()
     def eval_plain(self, n: int) -> None:
@@ -204,8 +221,10 @@ class Paths:
                 (logits.argmax(1) == y).sum().cpu()
 
     def eval_fast(self, n: int) -> None:
-        torch.backends.cudnn.benchmark = self.policy.cudnn_benchmark
-        evaluate(self.models["fast"], itertools.islice(self.fast_eval, n), self.policy)
+        policy = self.policies["fast"] if "fast" in self.policies else next(iter(self.policies.values()))
+        torch.backends.cudnn.benchmark = policy.cudnn_benchmark
+        model = self.models["fast" if "fast" in self.models else next(iter(self.policies))]
+        evaluate(model, itertools.islice(self.fast_eval, n), policy)
 
 
 def measure(name: str, args: argparse.Namespace, device: torch.device, root: str) -> dict | None:
@@ -221,53 +240,83 @@ def measure(name: str, args: argparse.Namespace, device: torch.device, root: str
         batch, eval_batch = (2, 4) if imagenet else (8, 16)
     needed = max(batch, eval_batch) * (args.warmup + args.steps) + 1
     bundle = synthetic(model_cfg, min(max(needed, 64), 2048 if not imagenet else 512), root)
-    policies = {"fast": decide(device, TrainConfig())}
-    if args.compile == "yes" or (args.compile == "auto" and device.type == "cuda"):
-        policies["fast_compile"] = decide(device, TrainConfig(compile=True))
+    recipes = variants(device, args.variants)
+    paths = Paths(model_cfg, bundle, device, batch, eval_batch, recipes)
+    compile_s = {}
+    for label in recipes:                  # first calls: compilation, cuDNN autotuning
+        t0 = time.perf_counter()
+        paths.train_fast(label)(args.warmup)
+        synchronize(device)
+        compile_s[label] = time.perf_counter() - t0
     rates: dict[str, list[float]] = {}
+    runs = {("train", "plain"): paths.train_plain, ("eval", "plain"): paths.eval_plain,
+            ("eval", "fast"): paths.eval_fast}
+    runs.update({("train", label): paths.train_fast(label) for label in recipes})
     for repeat in range(args.repeats):
-        for label, policy in policies.items():
-            paths = Paths(model_cfg, bundle, device, batch, eval_batch, policy)
-            runs = {"train": (paths.train_plain, paths.train_fast), "eval": (paths.eval_plain, paths.eval_fast)}
-            for mode, (plain, fast) in runs.items():
-                size = batch if mode == "train" else eval_batch
-                order = [("plain", plain)] * (label == "fast") + [(label, fast)]
-                for path, run in order[::-1] if repeat % 2 else order:   # alternate who goes first
-                    rate = size * args.steps / seconds(run, args.steps, args.warmup, device)
-                    rates.setdefault(f"{mode} {path}", []).append(rate)
-            del paths
+        order = list(runs.items())
+        for (mode, label), run in order[::-1] if repeat % 2 else order:   # alternate who goes first
+            size = batch if mode == "train" else eval_batch
+            rates.setdefault(f"{mode}_{label}", []).append(
+                size * args.steps / seconds(run, args.steps, args.warmup, device))
+    fast_policy = paths.policies[next(iter(recipes))]
     row = {"config": name, "input": "x".join(map(str, model_cfg["input_size"])), "batch": batch,
-           "eval_batch": eval_batch, "fast_policy": " ".join(f"{k}={v}" for k, v in policies["fast"].describe().items())}
-    for key, values in rates.items():
-        row[f"{key.replace(' ', '_')}_img_s"] = round(max(values), 2)
-    for mode in ("train", "eval"):
-        for label in policies:
-            row[f"{mode}_{label}_ratio"] = round(row[f"{mode}_{label}_img_s"] / row[f"{mode}_plain_img_s"], 2)
+           "eval_batch": eval_batch, "fast_policy": f"{fast_policy.describe()['precision']}"
+           f"{' channels_last' if fast_policy.channels_last else ''}"}
+    for key in sorted(rates, key=lambda k: (k.split("_")[0] != "train", k)):
+        row[f"{key}_img_s"] = round(max(rates[key]), 2)
+    for label in recipes:
+        row[f"train_{label}_ratio"] = round(row[f"train_{label}_img_s"] / row["train_plain_img_s"], 2)
+    row["eval_fast_ratio"] = round(row["eval_fast_img_s"] / row["eval_plain_img_s"], 2)
+    for label in recipes:
+        if recipes[label].compile:
+            row[f"{label}_compile_s"] = round(compile_s[label], 1)
     print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    del paths
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return row
 
 
+def preset_runs(name: str) -> list[tuple[str, str, int]]:
+    """(run name, model config stem, epochs) of every training run of ``config/<name>.yaml``."""
+    from msdnet.workflow import Preset, validate_preset    # needs jsonschema; only here
+
+    preset = Preset(validate_preset(load_yaml(REPO / "config" / f"{name}.yaml"), f"config/{name}.yaml"))
+    recipe_epochs = int((load_yaml(REPO / preset.cfg["recipe"]).get("train") or {}).get("epochs", 300))
+    runs = []
+    for model, seed in preset.runs_needed():
+        spec = preset.cfg["models"][model]
+        sets = {**preset.cfg.get("recipe_set", {}), **spec.get("recipe_set", {})}
+        runs.append((f"{model}/seed{seed}", Path(spec["config"]).stem,
+                     int(sets.get("train.epochs", recipe_epochs))))
+    return runs
+
+
 def estimates(rows: list[dict]) -> list[dict]:
-    """Device-hours per preset from the fast (and plain) throughput; see the module docstring."""
+    """Device-hours per paper preset from the measured throughput; see the module docstring."""
     by_name = {r["config"]: r for r in rows}
+    paths = [p for p in ("plain", "fast", "fast_compile", "fast_graphs")
+             if all(f"train_{p}_img_s" in r for r in rows)]
     out = []
-    for preset in PRESETS:
-        configs = sorted({p.stem for pat in preset.patterns for p in MODELS.glob(pat)})
-        measured = [by_name[c] for c in configs if c in by_name]
-        if not configs or not measured:
+    for preset, (n_train, n_eval) in PAPER_PRESETS.items():
+        runs = preset_runs(preset)
+        imagenet = preset == "paper-imagenet"
+        family = [r for r in rows if (int(r["input"].split("x")[1]) > 64) == imagenet]
+        if not family:
             continue
-        est = {"preset": preset.name, "runs": len(configs), "epochs": preset.epochs,
-               "train_images": preset.train_images, "eval_images": preset.eval_images,
-               "measured": ", ".join(r["config"] for r in measured)}
-        for path in [p for p in ("plain", "fast", "fast_compile") if f"train_{p}_img_s" in rows[0]]:
+        est = {"preset": preset, "runs": len(runs),
+               "epochs": "/".join(map(str, sorted({e for _, _, e in runs}))),
+               "measured": ", ".join(sorted({c for _, c, _ in runs if c in by_name})) or "-"}
+        for path in paths:
+            ev_key = "eval_plain_img_s" if path == "plain" else "eval_fast_img_s"
             hours = 0.0
-            for c in configs:
-                rates = [by_name[c]] if c in by_name else measured
-                tr = statistics.harmonic_mean([r[f"train_{path}_img_s"] for r in rates])
-                ev = statistics.harmonic_mean([r[f"eval_{path}_img_s"] for r in rates])
-                hours += preset.epochs * (preset.train_images / tr + preset.eval_images / ev) / 3600
+            for _, stem, epochs in runs:
+                rates = [by_name[stem]] if stem in by_name else family
+                tr = statistics.harmonic_mean([float(r[f"train_{path}_img_s"]) for r in rates])
+                ev = statistics.harmonic_mean([float(r[ev_key]) for r in rates])
+                hours += epochs * (n_train / tr + n_eval / ev) / 3600
             est[f"hours_{path}"] = round(hours, 1)
-        out.append({**est, "_configs": configs})
+        out.append(est)
     return out
 
 
@@ -278,12 +327,12 @@ def markdown(rows: list[dict], est: list[dict], header: str) -> str:
             "| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in items]
     lines = [header, "", "## Throughput (images/s, best of repeats)", ""] + table(rows)
     if est:
-        lines += ["", "## Device-hours to reproduce each preset on one such device", "",
-                  "One run per matching config in config/models; configs not measured here use "
-                  "the harmonic mean of the measured configs of their preset.", ""]
-        lines += table([{k: v for k, v in e.items() if not k.startswith("_")} for e in est])
-        for e in est:
-            lines += ["", f"Runs assumed for {e['preset']}: " + ", ".join(e["_configs"]) + "."]
+        lines += ["", "## Device-hours to train each paper preset on one such device", "",
+                  "Every training run of config/<preset>.yaml (its epochs over the training "
+                  "images, one evaluation of the held-out images per epoch). A run whose model "
+                  "config was measured uses its throughput; any other uses the harmonic mean of "
+                  "the measured configs of its input size (CIFAR-size or ImageNet-size).", ""]
+        lines += table(est)
     return "\n".join(lines) + "\n"
 
 
@@ -301,12 +350,23 @@ def main() -> None:
     ap.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch (default 256)")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads (default: torch's); on a shared machine 1 avoids OpenMP thrashing")
-    ap.add_argument("--compile", choices=("auto", "yes", "no"), default="auto",
-                    help="also measure fast + torch.compile (auto: on CUDA only; compiling on a "
-                         "small CPU takes minutes per model)")
+    ap.add_argument("--variants", default="auto",
+                    help="comma-separated fast variants: fast (eager), fast_compile (+ torch.compile), "
+                         "fast_graphs (+ compile_mode reduce-overhead: CUDA graphs); auto: all three "
+                         "on CUDA, fast alone on a CPU (compiling on a small CPU takes minutes per model)")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="stop starting new configs after this many seconds (the tables so far are written)")
     ap.add_argument("--quick", action="store_true", help="tiny batches and step counts (smoke run)")
     ap.add_argument("--out", default=str(REPO / "results" / "benchmarks"), help="output folder")
+    ap.add_argument("--from-csv", default=None, help="re-render the tables of a measured CSV; measure nothing")
     args = ap.parse_args()
+    if args.from_csv:
+        with open(args.from_csv, newline="") as f:
+            rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        src = Path(args.from_csv)
+        head = f"# bench_train on {rows[0].get('machine', 'an unnamed machine')}, re-rendered from {src.name}"
+        print(write_tables(rows, head, Path(args.out), src.stem))
+        return
     if args.quick:
         args.steps, args.warmup, args.repeats = min(args.steps, 3), min(args.warmup, 1), min(args.repeats, 2)
     if args.threads:
@@ -317,22 +377,48 @@ def main() -> None:
               f"`{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}`; steps {args.steps}, "
               f"warmup {args.warmup}, repeats {args.repeats}")
     print(header, flush=True)
-    with tempfile.TemporaryDirectory() as root:
-        rows = [r for r in (measure(n, args, device, root) for n in names) if r]
-    if not rows:
-        raise SystemExit("nothing measured")
-    est = estimates(rows)
-    text = markdown(rows, est, header)
-    print("\n" + text)
     out = Path(args.out)
     stem = f"bench_train-{device.type}{'-quick' if args.quick else ''}"
+    t_start, rows = time.perf_counter(), []
+    with tempfile.TemporaryDirectory() as root:
+        for name in names:
+            if args.budget_s and time.perf_counter() - t_start > args.budget_s:
+                print(f"--budget-s {args.budget_s:g} spent; not measured: {name}", flush=True)
+                continue
+            row = measure(name, args, device, root)
+            if row:
+                row["machine"] = machine(device)
+                rows.append(row)
+                write_tables(rows, header, out, stem)       # after every config: a kill keeps these
+    if not rows:
+        raise SystemExit("nothing measured")
+    print("\n" + write_tables(rows, header, out, stem))
+    print(f"wrote {out / stem}.csv and .md")
+
+
+def _number(v: str) -> str | int | float:
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
+
+
+def write_tables(rows: list[dict], header: str, out: Path, stem: str) -> str:
+    try:
+        est = estimates(rows)
+    except ImportError as exc:      # a bare GPU image without the workflow's packages
+        print(f"no device-hours estimate ({exc}); re-render later with --from-csv", flush=True)
+        est = []
+    text = markdown(rows, est, header)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out / f"{stem}.csv", buf.getvalue())
     write_text_atomic(out / f"{stem}.md", text)
-    print(f"wrote {out / stem}.csv and .md")
+    return text
 
 
 if __name__ == "__main__":

@@ -409,3 +409,18 @@ def test_config_accepts_counts_and_shares():
     assert from_dict(DataConfig, {"name": "cifar10", "val_size": 5000}, "x").val_size == 5000
     assert from_dict(DataConfig, {"name": "digits", "val_size": 0.1}, "x").val_size == 0.1
     assert from_dict(DataConfig, {"name": "digits", "val_size": 0}, "x").val_size == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_batches_equal_cpu_batches():
+    """The GPU-resident path on CUDA gives the CPU path's batches (same generator, same draws)."""
+    b = _array_bundle()
+    got = {}
+    for dev in ("cpu", "cuda"):
+        gen = torch.Generator().manual_seed(5)
+        got[dev] = [(x.cpu(), y.cpu(), ids) for x, y, ids in iterate_batches(
+            b, "train", 5, shuffle=True, augment=True, generator=gen, device=dev,
+            memory_format=torch.channels_last)]
+    for (xc, yc, ic), (xg, yg, ig) in zip(got["cpu"], got["cuda"]):
+        assert torch.equal(ic, ig) and torch.equal(yc, yg)
+        assert torch.allclose(xc, xg, atol=1e-6)
