@@ -33,7 +33,8 @@ only show that everything runs).
 
 From the measured throughput it estimates the device-hours to train each paper preset on one
 such device, per path: every training run of ``config/paper-*.yaml`` (its epochs over the
-training images plus one evaluation of the held-out images per epoch). A run whose model config
+training images plus one evaluation of the held-out images per epoch, plus one compilation for
+a compiled variant). A run whose model config
 was measured uses its own throughput; any other uses the harmonic mean of the measured configs
 of its input size. The tables go to ``results/benchmarks/bench_train-<device>.{csv,md}`` with
 the machine, torch version, code version and command line, rewritten after every config.
@@ -314,7 +315,8 @@ def estimates(rows: list[dict]) -> list[dict]:
                 rates = [by_name[stem]] if stem in by_name else family
                 tr = statistics.harmonic_mean([float(r[f"train_{path}_img_s"]) for r in rates])
                 ev = statistics.harmonic_mean([float(r[ev_key]) for r in rates])
-                hours += epochs * (n_train / tr + n_eval / ev) / 3600
+                compile_s = statistics.mean([float(r.get(f"{path}_compile_s") or 0) for r in rates])
+                hours += (epochs * (n_train / tr + n_eval / ev) + compile_s) / 3600
             est[f"hours_{path}"] = round(hours, 1)
         out.append(est)
     return out
@@ -329,7 +331,8 @@ def markdown(rows: list[dict], est: list[dict], header: str) -> str:
     if est:
         lines += ["", "## Device-hours to train each paper preset on one such device", "",
                   "Every training run of config/<preset>.yaml (its epochs over the training "
-                  "images, one evaluation of the held-out images per epoch). A run whose model "
+                  "images, one evaluation of the held-out images per epoch, one compilation for a compiled "
+                  "variant). A run whose model "
                   "config was measured uses its throughput; any other uses the harmonic mean of "
                   "the measured configs of its input size (CIFAR-size or ImageNet-size).", ""]
         lines += table(est)

@@ -45,6 +45,22 @@ def test_auto_policy_per_device():
     assert (cpu.dtype, cpu.channels_last, cpu.compile, cpu.autocast) == (torch.float32, True, False, False)
     gpu = decide("cuda", TrainConfig())
     assert gpu.channels_last and gpu.cudnn_benchmark
+    assert gpu.compile and gpu.compile_mode == "reduce-overhead" and gpu.cuda_graphs
+    ddp_gpu = decide("cuda", TrainConfig(), distributed=True)
+    assert not ddp_gpu.compile and not ddp_gpu.cuda_graphs
+    assert decide("cuda", TrainConfig(compile=True), distributed=True).compile_mode == "default"
+    assert not decide("cuda", TrainConfig(compile=False)).compile
+    assert not decide("cuda", TrainConfig(), static_graph=False).compile        # drop-path etc.
+    assert decide("cuda", TrainConfig(compile=True), static_graph=False).compile
+
+
+@pytest.mark.parametrize("name,static", [("msdnet-anytime-cifar100", True), ("resnet110-cifar100", True),
+                                         ("resnet110-stochastic-depth-cifar100", False),
+                                         ("fractalnet-cifar100", False), ("densenet-bc-100-k12-cifar100", True)])
+def test_models_that_draw_per_batch_are_not_static_graphs(name, static):
+    from msdnet.models import build_from_file
+    from conftest import REPO
+    assert build_from_file(REPO / "config" / "models" / f"{name}.yaml").static_graph is static
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         assert gpu.dtype == torch.bfloat16
     forced = decide("cpu", TrainConfig(precision="bf16", channels_last=True, compile=True))
@@ -53,7 +69,7 @@ def test_auto_policy_per_device():
     assert not forced.cuda_graphs and forced.memory_format == torch.channels_last
     graphs = TrainConfig(compile=True, compile_mode="reduce-overhead")
     assert decide("cuda", graphs).cuda_graphs
-    assert not decide("cuda", TrainConfig(compile_mode="reduce-overhead")).cuda_graphs  # compile off
+    assert not decide("cuda", TrainConfig(compile=False, compile_mode="reduce-overhead")).cuda_graphs
     with pytest.raises(ConfigError, match="compile_mode.*one CUDA process.*device cpu"):
         decide("cpu", graphs)
     with pytest.raises(ConfigError, match="compile_mode.*more than one process"):
@@ -78,7 +94,9 @@ def test_speed_keys_are_strict_and_leave_the_hash_alone(tmp_path):
 
 def test_fast_path_loss_curves_match_plain_on_digits(tmp_path):
     """4 epochs of the tiny MSDNet on digits: the CPU's fast path (float32 + channels_last, what
-    ``auto`` picks) and the GPU's (bf16 autocast + channels_last) against plain float32 NCHW.
+    ``auto`` picks), the GPU's eager one (bf16 autocast + channels_last) and the compiled step
+    (``torch.compile`` of forward, losses and backward) against plain float32 NCHW. On a GPU
+    machine ``auto`` is the GPU's path (bf16, compiled, CUDA graphs): the same test ran there.
 
     Tolerance. Training amplifies any rounding difference (NHWC alone, the same float32 math
     summed in another order, moves these per-epoch losses by up to ~0.05), so the curves cannot
@@ -94,7 +112,9 @@ def test_fast_path_loss_curves_match_plain_on_digits(tmp_path):
     noise = [abs(s - p) for s, p in zip(other_seed, plain)]
     assert decide("cpu", TrainConfig()).describe() == {"precision": "fp32", "channels_last": True,
                                                        "compile": False}
-    for name, keys in [("cpu_fast", {}), ("gpu_fast", {"precision": "bf16", "channels_last": True})]:
+    gpu_keys = {"precision": "bf16", "channels_last": True, "compile": False}   # eager bf16
+    for name, keys in [("cpu_fast", {}), ("gpu_fast", gpu_keys),
+                       ("compiled", {"compile": True, "compile_mode": "default"})]:
         fast = _curve(tmp_path, name, **keys)
         assert fast[-1] < fast[0] - 0.3, (name, fast)                      # it learns
         gaps = [abs(f - p) for f, p in zip(fast, plain)]
@@ -162,7 +182,7 @@ def test_resume_with_another_policy_keeps_going(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_auto_policy_trains_in_bf16_with_float32_batchnorm():
-    policy = decide("cuda", TrainConfig())
+    policy = decide("cuda", TrainConfig(compile=False))
     torch.manual_seed(0)
     model = prepare_model(build(TINY_MSDNET, "tiny").cuda(), policy).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)

@@ -58,9 +58,9 @@ class TrainConfig:
     """The optimisation recipe (SPEC §5). ``lr_milestones`` are fractions of ``epochs``.
 
     ``batch_size`` is the global batch (split across processes under torchrun).
-    ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile`` and
-    ``compile_mode`` choose the fast path; see :mod:`msdnet.precision` for what ``auto`` picks
-    per device.
+    ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile``
+    (null = auto) and ``compile_mode`` (auto) choose the fast path; see :mod:`msdnet.precision`
+    for what ``auto`` picks per device.
     """
 
     epochs: int = 300
@@ -80,8 +80,9 @@ class TrainConfig:
     progress: Literal["auto", "bar", "none"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | None = None
-    compile: bool = False
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"] = "default"
+    compile: bool | None = None
+    compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune-no-cudagraphs",
+                          "max-autotune"] = "auto"
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -290,7 +291,7 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
         raise ConfigError(f"train.exit_weights has {len(cfg.exit_weights)} entries but the model has "
                           f"{model.num_exits} exits; give one weight per exit")
     weights = torch.tensor(cfg.exit_weights or [1.0] * model.num_exits, device=device)
-    policy = decide(device, cfg, distributed=ctx.enabled)
+    policy = decide(device, cfg, distributed=ctx.enabled, static_graph=model.static_graph)
     if ctx.enabled:
         ddp.sync_batchnorm(model, device)
     prepare_model(model, policy)

@@ -46,6 +46,13 @@ class MultiExitModel(nn.Module):
     num_exits: int
     input_size: tuple[int, int, int]
 
+    @property
+    def static_graph(self) -> bool:
+        """Whether a training step runs the same ops on every batch, so that it can be compiled
+        and replayed as CUDA graphs: false when a submodule draws on the host per mini-batch
+        which ops run (stochastic depth, drop-path), marked by ``draws_per_batch = True``."""
+        return not any(getattr(m, "draws_per_batch", False) for m in self.modules())
+
     def begin(self, x: torch.Tensor, *, lazy: bool = False) -> ExitState:
         return ExitState(next_exit=0, cache={"x": x}, lazy=lazy)
 

@@ -158,6 +158,7 @@ class FractalNet(SegmentedMultiExit):
                  column_exits: bool = False) -> None:
         super().__init__(segments, heads, input_size)
         self._drop_path = drop_path
+        self.draws_per_batch = drop_path.local_drop > 0 or drop_path.global_drop > 0
         self.column_exits = column_exits
         if column_exits:
             self.num_exits = drop_path.columns

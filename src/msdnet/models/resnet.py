@@ -82,6 +82,7 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.survival = survival
+        self.draws_per_batch = survival < 1.0          # see MultiExitModel.static_graph
         if stride == 1 and in_channels == out_channels:
             self.shortcut: nn.Module = nn.Identity()
         elif shortcut == "A":
