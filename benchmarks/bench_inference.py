@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from machine_info import cpu_model
 from msdnet.analysis.budgeted import assign_exits, exit_distribution, find_thresholds
 from msdnet.analysis.common import confidence_rows
 from msdnet.cost import count_costs
@@ -44,16 +44,6 @@ from msdnet.train import load_checkpoint, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "models" / "msdnet-anytime-cifar100.yaml"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(device: torch.device) -> str:

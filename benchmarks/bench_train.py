@@ -47,7 +47,6 @@ import argparse
 import csv
 import io
 import itertools
-import platform
 import statistics
 import sys
 import tempfile
@@ -59,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from machine_info import cpu_model
 from msdnet.config import load_yaml
 from msdnet.data import DataBundle, DataConfig, augment_batch, iterate_batches, load_data, normalize
 from msdnet.io import code_version, write_text_atomic
@@ -89,15 +89,7 @@ def machine(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = platform.processor() or "unknown CPU"
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        name += f" ({torch.get_num_threads()} threads)"
+        name = f"{cpu_model()} ({torch.get_num_threads()} threads)"
     return f"{name}, torch {torch.__version__}"
 
 
@@ -182,7 +174,8 @@ class Paths:
         self.plain_train = forever(lambda e: DataLoader(dataset, batch_size=batch, shuffle=True,
                                                         generator=gen, drop_last=True))
         self.plain_eval = forever(lambda e: DataLoader(dataset, batch_size=eval_batch, drop_last=True))
-        fmt = next(iter(self.policies.values())).memory_format
+        self.eval_path = "fast" if "fast" in recipes else next(iter(recipes))   # evaluation is eager
+        fmt = self.policies[self.eval_path].memory_format
         self.fast_train = forever(lambda e: iterate_batches(
             bundle, "train", batch, shuffle=True, augment=True, generator=gen, device=device,
             drop_last=True, memory_format=fmt))
@@ -222,10 +215,9 @@ class Paths:
                 (logits.argmax(1) == y).sum().cpu()
 
     def eval_fast(self, n: int) -> None:
-        policy = self.policies["fast"] if "fast" in self.policies else next(iter(self.policies.values()))
+        policy = self.policies[self.eval_path]
         torch.backends.cudnn.benchmark = policy.cudnn_benchmark
-        model = self.models["fast" if "fast" in self.models else next(iter(self.policies))]
-        evaluate(model, itertools.islice(self.fast_eval, n), policy)
+        evaluate(self.models[self.eval_path], itertools.islice(self.fast_eval, n), policy)
 
 
 def measure(name: str, args: argparse.Namespace, device: torch.device, root: str) -> dict | None:
@@ -259,7 +251,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device, root: str
             size = batch if mode == "train" else eval_batch
             rates.setdefault(f"{mode}_{label}", []).append(
                 size * args.steps / seconds(run, args.steps, args.warmup, device))
-    fast_policy = paths.policies[next(iter(recipes))]
+    fast_policy = paths.policies[paths.eval_path]
     row = {"config": name, "input": "x".join(map(str, model_cfg["input_size"])), "batch": batch,
            "eval_batch": eval_batch, "fast_policy": f"{fast_policy.describe()['precision']}"
            f"{' channels_last' if fast_policy.channels_last else ''}"}

@@ -114,9 +114,9 @@ def crop_flip_nhwc(data: torch.Tensor, index: torch.Tensor, offsets: torch.Tenso
                    mirrored: torch.Tensor, crop_pad: int, pad: torch.Tensor) -> torch.Tensor:
     """Images ``index`` of normalised NHWC ``data``, cropped and flipped: ``[B, C, H, W]`` channels_last.
 
-    ``offsets`` / ``mirrored`` as from :func:`draw_crops_flips` (already on ``data``'s device);
-    pixels of the window that fall outside the image take the per-channel value ``pad`` (the
-    normalised black, :func:`pad_values`), which is what zero padding before normalisation
+    ``offsets`` / ``mirrored`` as from :func:`draw_crops_flips` and ``pad`` (``[C]``) all on
+    ``data``'s device; pixels of the window that fall outside the image take the per-channel
+    value ``pad`` (the normalised black, :func:`pad_values`), which is what zero padding before normalisation
     gives. Equal to ``normalize(augment_batch(...))`` with the same draws, and one gather for
     the whole ``index``: no padded copy, no host synchronisation.
     """
@@ -124,7 +124,7 @@ def crop_flip_nhwc(data: torch.Tensor, index: torch.Tensor, offsets: torch.Tenso
     rows, cols = _windows(offsets, mirrored, crop_pad, h, w)
     inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     got = data[index[:, None, None], rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None, :]]
-    return torch.where(inside[..., None], got, pad.to(data.device)).permute(0, 3, 1, 2)
+    return torch.where(inside[..., None], got, pad).permute(0, 3, 1, 2)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -167,13 +167,14 @@ def _array_batches(bundle: DataBundle, split: str, batch_size: int, shuffle: boo
     n = len(ids)
     order = torch.randperm(n, generator=generator) if shuffle else None
     stop = n - n % batch_size if drop_last else n
-    augment = augment and (bundle.crop_pad > 0 or bundle.flip)
+    epoch_ids = ids[order] if order is not None else ids
+    augment = augment and (bundle.crop_pad > 0 or bundle.flip) and stop > 0
     if augment:                          # the same draws, in the same order, as augment_batch
         draws = [draw_crops_flips(min(batch_size, stop - s), bundle.crop_pad, bundle.flip, generator)
                  for s in range(0, stop, batch_size)]
-        offsets = torch.cat([d[0] for d in draws], 1).to(device) if draws else None
-        mirrored = torch.cat([d[1] for d in draws]).to(device) if draws else None
-        pad = pad_values(bundle.mean, bundle.std)
+        offsets = torch.cat([d[0] for d in draws], 1).to(device)
+        mirrored = torch.cat([d[1] for d in draws]).to(device)
+        pad = pad_values(bundle.mean, bundle.std).to(device)
     order_dev = order.to(device) if order is not None else None
     per_batch = batch_size * data[0].numel() * data.element_size()
     chunk = batch_size * max(1, CHUNK_BYTES // per_batch)
@@ -192,5 +193,4 @@ def _array_batches(bundle: DataBundle, split: str, batch_size: int, shuffle: boo
             x = xs[s - c0:s - c0 + batch_size]
             if memory_format != torch.channels_last:
                 x = x.contiguous(memory_format=memory_format)
-            batch_ids = ids[order[s:s + batch_size]] if order is not None else ids[s:s + batch_size]
-            yield x, ys[s - c0:s - c0 + batch_size], batch_ids
+            yield x, ys[s - c0:s - c0 + batch_size], epoch_ids[s:s + batch_size]
