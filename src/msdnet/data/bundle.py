@@ -33,6 +33,7 @@ class DataBundle:
         split_file: where the held-out split was saved (None when there is none).
         train_plain: Dataset bundles only: the training split with the test transform, used
             for passes over the training images without augmentation.
+        class_names: the name of every class, for figures (None: unnamed, "class k").
     """
 
     name: str
@@ -47,6 +48,7 @@ class DataBundle:
     test: ArraySplit | Dataset
     split_file: str | None
     train_plain: Dataset | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] | None = None
     _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def split(self, split: str) -> ArraySplit | Dataset:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "synthetic")
+DATASETS = ("digits", "digits-hard", "cifar10", "cifar100", "imagenet", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,20 @@ class DataConfig:
         imagenet_dir: ImageNet ImageFolder root holding ``train/`` and ``val/`` (imagenet only).
         val_size: held-out validation taken from the training set: an int is a number of
             images, a float in (0, 1) a share, 0 means no held-out split, None the data set's
-            default (cifar: 5000, imagenet: 50000, digits and synthetic: 0.2).
-        test_size: digits/synthetic only: share of all images kept as the test split.
-        image_size: digits/synthetic only: side of the square images.
+            default (cifar: 5000, imagenet: 50000, digits and synthetic: 0.2). digits-hard:
+            the share (or number) of the 1,797 source digits, not of the generated images.
+        test_size: digits/digits-hard/synthetic only: share of all images (digits-hard: of the
+            source digits) kept as the test split.
+        image_size: digits/digits-hard/synthetic only: side of the square images.
         split_seed: seed of the permutation that fixes the held-out (and digits test) split.
         synthetic_images: synthetic only: number of random images.
         synthetic_classes: synthetic only: number of classes.
+        hard_train_images, hard_val_images, hard_test_images: digits-hard only: number of
+            generated images of each split (variants of that split's source digits; see
+            ``msdnet.data.digits_hard`` and docs/data.md).
     """
 
-    name: Literal["digits", "cifar10", "cifar100", "imagenet", "synthetic"]
+    name: Literal["digits", "digits-hard", "cifar10", "cifar100", "imagenet", "synthetic"]
     root: str = "data"
     imagenet_dir: str | None = None
     val_size: int | float | None = None
@@ -39,6 +44,9 @@ class DataConfig:
     split_seed: int = 0
     synthetic_images: int = 512
     synthetic_classes: int = 10
+    hard_train_images: int = 12000
+    hard_val_images: int = 2000
+    hard_test_images: int = 3000
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message naming the bad key and the fix."""
@@ -66,3 +74,7 @@ class DataConfig:
             raise ValueError(f"key 'synthetic_images': must be >= 3, got {self.synthetic_images}")
         if self.synthetic_classes < 2:
             raise ValueError(f"key 'synthetic_classes': must be >= 2, got {self.synthetic_classes}")
+        for key in ("hard_train_images", "hard_val_images", "hard_test_images"):
+            if getattr(self, key) < (10 if key == "hard_train_images" else 1):
+                raise ValueError(f"key '{key}': must be >= {10 if key == 'hard_train_images' else 1}, "
+                                 f"got {getattr(self, key)}")

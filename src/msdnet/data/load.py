@@ -20,6 +20,9 @@ def load_data(cfg: DataConfig) -> DataBundle:
     if cfg.name == "digits":
         from .digits import load_digits_bundle
         return load_digits_bundle(cfg)
+    if cfg.name == "digits-hard":
+        from .digits_hard import load_digits_hard_bundle
+        return load_digits_hard_bundle(cfg)
     if cfg.name == "synthetic":
         from .synthetic import load_synthetic_bundle
         return load_synthetic_bundle(cfg)
