@@ -1,4 +1,4 @@
-"""Budgeted batch classification: the paper's threshold procedure (SPEC.md section 1)."""
+"""Budgeted batch classification: the paper's threshold procedure (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ def test_exit_distribution_and_counts():
 
 
 def literal_thresholds(conf, p):
-    """SPEC.md section 1 step 3, transcribed literally with Python loops (the reference)."""
+    """Step 3 of docs/method.md §Exit distribution and thresholds, transcribed literally with
+    Python loops (the reference)."""
     k_exits, n = len(conf), len(conf[0])
     w = [p ** k for k in range(1, k_exits + 1)]
     q = [x / sum(w) for x in w]

@@ -132,7 +132,7 @@ def test_costs_match_the_paper():
     def macs(name: str) -> list[float]:
         return [c.macs / 1e6 for c in count_costs(build_from_file(CONFIG_DIR / name))]
 
-    assert macs("resnet110-cifar10.yaml")[-1] == pytest.approx(253, rel=0.01)      # SPEC: ~253M
+    assert macs("resnet110-cifar10.yaml")[-1] == pytest.approx(253, rel=0.01)      # ~250M in the paper's figures
     assert macs("densenet-bc-100-k12-cifar10.yaml")[-1] == pytest.approx(292, rel=0.01)
     # single networks of the MSDNet paper's CIFAR-100 budgeted figure (authors' MACs, millions)
     for name, published in [("resnet14-cifar100.yaml", 26.592), ("resnet62-cifar100.yaml", 140.526),
@@ -141,11 +141,11 @@ def test_costs_match_the_paper():
                             ("wrn-40-1-cifar100.yaml", 83.821)]:
         assert macs(name)[-1] == pytest.approx(published, rel=0.02), name
     resnet_mc, densenet_mc = macs("resnet-mc-cifar100.yaml"), macs("densenet-mc-cifar100.yaml")
-    assert resnet_mc[0] == pytest.approx(21, rel=0.1)        # SPEC §4: first exit ~21M / ~35M
+    assert resnet_mc[0] == pytest.approx(21, rel=0.1)        # the paper's figures: first exit ~21M / ~35M
     assert densenet_mc[0] == pytest.approx(35, rel=0.1)
     for costs in (resnet_mc, densenet_mc):
         assert all(a < b for a, b in zip(costs, costs[1:]))
-        assert 1.0e2 < costs[-1] < 1.6e2                      # SPEC §4: ~1.3e8 in full
+        assert 1.0e2 < costs[-1] < 1.6e2                      # the paper's figures: ~1.3e8 in full
 
 
 def _digits_batch(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""MAC and parameter counting (SPEC §2) against hand-computed small networks."""
+"""MAC and parameter counting (docs/method.md §Cost convention) against hand-computed small networks."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_cost_cli_json_shape(capsys):
     assert [e["exit"] for e in report["exits"]] == list(range(1, 8))
     macs = [e["macs"] for e in report["exits"]]
     assert macs == sorted(macs) and all(isinstance(m, int) for m in macs)
-    # the anytime CIFAR-100 MSDNet is a ~1e7 - 1e8 MACs network (SPEC §6 figure ranges)
+    # the anytime CIFAR-100 MSDNet is a ~1e7 - 1e8 MACs network (the range of the paper's CIFAR-100 figures)
     assert 5e6 < macs[0] < 3e7 and 5e7 < macs[-1] < 1.5e8
 
 

@@ -1,4 +1,4 @@
-"""Per-exit MACs and parameters by the paper's convention (SPEC.md §2).
+"""Per-exit MACs and parameters by the paper's convention (docs/method.md §Cost convention).
 
 Counted with batch size 1 at the model's input size:
 
@@ -94,7 +94,7 @@ def count_costs(model: MultiExitModel, input_size: tuple[int, ...] | None = None
                 lazy: bool = False) -> list[ExitCost]:
     """Cumulative MACs and parameters at every exit, running the model exit by exit.
 
-    ``lazy=True`` counts lazy evaluation (SPEC §3): work a later exit needs is charged to it.
+    ``lazy=True`` counts lazy evaluation (the paper, Sec. 4): work a later exit needs is charged to it.
     """
     size = tuple(input_size or model.input_size)
     was_training = model.training

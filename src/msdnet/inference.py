@@ -1,6 +1,6 @@
 """Real early-exit inference: run a trained multi-exit network with budgeted-batch thresholds.
 
-SPEC.md section 1 (budgeted batch classification) done for real instead of simulated on
+Budgeted batch classification (docs/method.md) done for real instead of simulated on
 recorded logits. For every batch::
 
     state = model.begin(x, lazy=lazy)
@@ -28,12 +28,13 @@ lies within about 1e-6 of a threshold can therefore exit one step earlier or lat
 simulation on recorded logits says; every other image takes the same exit with the same
 prediction (``tests/test_inference.py`` checks this image by image).
 
-Costs (SPEC §2, MACs = multiply-adds). ``exit_macs`` are the cumulative per-exit costs C_k of
-:func:`msdnet.cost.count_costs` under the same evaluation mode (lazy or not). The expected cost
-of a run is sum_k n_k * C_k (n_k images leaving at exit k). The measured cost is counted for
-real: a ``TorchFunctionMode`` intercepts every op executed during the run and adds
-``op_macs`` (per image) x the op's batch size. The two agree exactly for MultiExitModels whose
-work per image does not depend on the other images in the batch (all of this project's).
+Costs (MACs = multiply-adds; docs/method.md §Cost convention). ``exit_macs`` are the
+cumulative per-exit costs C_k of :func:`msdnet.cost.count_costs` under the same evaluation mode
+(lazy or not). The expected cost of a run is sum_k n_k * C_k (n_k images leaving at exit k).
+The measured cost is counted for real: a ``TorchFunctionMode`` intercepts every op executed
+during the run and adds ``op_macs`` (per image) x the op's batch size. The two agree exactly
+for MultiExitModels whose work per image does not depend on the other images in the batch (all
+of this project's).
 
 Timing. Wall-clock is ``time.perf_counter`` around the model work of each batch (the batch is
 on the device first; on CUDA ``torch.cuda.synchronize`` before and after), summed over batches:
@@ -340,7 +341,7 @@ def run_early_exit(model: MultiExitModel, batches: Iterable[Any], thresholds: It
     ``batches``: an iterable of tensors x or tuples (x, y[, ids]) (``msdnet.data.iterate_batches``
     gives the latter); x is moved to ``device`` (default: the model's device; the model itself
     is not moved). ``thresholds``: K - 1 values (or K ending in -inf; see the module docstring).
-    ``lazy``: lazy evaluation (SPEC §3) for models that support it (MSDNet); others ignore it.
+    ``lazy``: lazy evaluation (the paper, Sec. 4) for models that support it (MSDNet); others ignore it.
     ``count_macs``: count the MACs actually executed (``measured_macs``); adds Python overhead
     per op to the timed region. ``exit_macs``: the per-exit cumulative costs if already counted
     (default: ``count_costs(model, lazy=lazy)``). The model runs in eval mode (restored after).

@@ -1,10 +1,10 @@
-"""The predictions file: one ``.npz`` per (model run, split). DESIGN.md's contract.
+"""The predictions file: one ``.npz`` per (model run, split), read by every analysis.
 
 Keys:
     logits      float32 [E, N, C]  per-exit logits (E exits, N images, C classes)
     labels      int64   [N]
     exit_macs   float64 [E]        cumulative MACs up to and including exit k (batch size 1)
-    exit_params int64   [E]        cumulative parameters up to exit k (an addition to DESIGN.md)
+    exit_params int64   [E]        cumulative parameters up to exit k
     sample_ids  int64   [N]        index of each image in its data set split
     meta        str                JSON: checkpoint_sha256, config_hash, split, dataset,
                                    code_version, arch, model (config name) ...

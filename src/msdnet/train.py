@@ -1,4 +1,4 @@
-"""The trainer: SPEC §5's recipe for any MultiExitModel, with exact resume, fast and multi-GPU.
+"""The trainer: the paper's recipe for any MultiExitModel, with exact resume, fast and multi-GPU.
 
 A run directory holds ``checkpoint.pt`` (model, optimizer, scheduler and RNG states, the full
 config and the metrics so far; written atomically after every epoch), ``metrics.csv`` (one row
@@ -55,7 +55,8 @@ EXECUTION_KEYS = ("device", "num_workers", "progress", "eval_batch_size", "eval_
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation recipe (SPEC §5). ``lr_milestones`` are fractions of ``epochs``.
+    """The optimisation recipe (docs/method.md §Training recipe). ``lr_milestones`` are fractions
+    of ``epochs``.
 
     ``batch_size`` is the global batch (split across processes under torchrun).
     ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile``

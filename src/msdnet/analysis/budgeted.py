@@ -1,4 +1,4 @@
-"""Budgeted batch classification: the paper's dynamic-evaluation thresholds (SPEC.md section 1).
+"""Budgeted batch classification: the paper's dynamic-evaluation thresholds (docs/method.md).
 
 The procedure (the authors' published PyTorch code, which made the paper's curves):
 

@@ -1,4 +1,4 @@
-"""Ensembles evaluated smallest first (SPEC.md section 4), written as a predictions file.
+"""Ensembles evaluated smallest first (docs/method.md §Ensembles), written as a predictions file.
 
 ``build_ensemble(members, names)``: members are sorted by their full cost (``exit_macs[-1]``,
 ascending; equal costs keep the order given). A multi-exit member contributes its LAST exit.

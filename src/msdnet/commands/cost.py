@@ -8,12 +8,19 @@ import json
 from ..cost import count_costs
 from ..models import build, load_config
 
-HELP = "print cumulative MACs and parameters per exit of a model config (SPEC §2 convention)"
+HELP = "print cumulative MACs (multiply-adds) and parameters per exit of a model config"
+CONVENTION = ("MACs are counted for one image at the config's input size: convolutions (not "
+              "their bias), linear layers, ReLUs and pooling count; batch norm, dropout, concatenation "
+              "and additions are free. An exit's cost is everything computed up to it, the "
+              "earlier exits' classifiers included; parameters are cumulative the same way.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = CONVENTION
     p.add_argument("config", help="model config YAML (config/models/*.yaml)")
-    p.add_argument("--json", action="store_true", help="print DESIGN.md's JSON instead of a table")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of a table: arch, config, input_size, "
+                        "lazy and exits (a list of {exit, macs, params})")
     p.add_argument("--lazy", action="store_true",
                    help="count lazy evaluation: finer-scale work a later exit needs is charged to it")
 

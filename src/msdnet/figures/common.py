@@ -1,7 +1,7 @@
 """Shared by the figure modules: reading and checking tables, means over seeds, drawing the
 anytime and budgeted panels, and the paper's points.
 
-Means over seeds (SPEC: means with the spread whenever a figure claims a difference):
+Means over seeds (a figure that claims a difference shows the mean and the spread):
 
 * anytime (a point per exit): per (model, exit), the mean and sample std (ddof 1) over seeds of
   ``accuracy``; ``macs`` is the mean too (it is the same for every seed of a model).

@@ -16,7 +16,7 @@ with transitions between them -> BN-ReLU -> global average pooling -> linear.
 
 Exact parameter counts of DenseNet-BC (L=100, k=12) (published: 0.8M): 769,162 on CIFAR-10,
 800,032 on CIFAR-100 (linear layer 342 * 90 + 90 larger). DenseNet-BC-100 costs 292.4M MACs at
-32x32 (SPEC: ~292M).
+32x32.
 
 Exits: units are the 3n dense layers (numbered across blocks); a classifier after the last layer
 of a block reads the block output before the transition. Heads get BN-ReLU first (the

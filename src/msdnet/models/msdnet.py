@@ -1,13 +1,13 @@
 """MSDNet: Multi-Scale Dense Networks (Huang et al., ICLR 2018), faithful to the authors' code.
 
 Reads top to bottom: config, small conv helpers, the layer types (first layer, MSDN layer,
-transition), the classifier head, the network, the builder. SPEC.md §3 is the reference; the
+transition), the classifier head, the network, the builder. The paper (Sec. 4) is the reference; the
 structure (and so every MAC) follows the authors' PyTorch port (kalviny/MSDNet-PyTorch), which
 produced the published models, with two documented exceptions:
 
 * Initialisation. The port calls its ``_init_weights`` only on the *top-level* children of each
   block (layers, not convolutions), so its custom init is a no-op there and PyTorch's default
-  init is used. We apply the paper's init (from the Lua code) to every module, as SPEC §3 says.
+  init is used. We apply the paper's init (from the Lua code) to every module.
 * The head's final average pooling covers whatever spatial size is left (``AvgPool2d(2)`` at the
   paper's sizes: 2x2 after two stride-2 convs on the 8x8 / 7x7 coarsest scale), so the
   ablation without multi-scale (one 32x32 scale) still yields a 1x1 map.
@@ -190,7 +190,7 @@ class FirstLayer(nn.Module):
         super().__init__()
         c0 = n * factors[0]
         if stem == "imagenet":
-            # The port's 7x7 stem conv keeps PyTorch's default bias (SPEC §3); not counted in MACs.
+            # The port's 7x7 stem conv keeps PyTorch's default bias; not counted in MACs.
             first = nn.Sequential(nn.Conv2d(c_in, c0, 7, stride=2, padding=3, bias=True),
                                   nn.BatchNorm2d(c0), nn.ReLU(inplace=True),
                                   nn.MaxPool2d(3, stride=2, padding=1))
@@ -313,7 +313,7 @@ class LayerSpec:
 def layer_plan(cfg: MSDNetConfig) -> list[LayerSpec]:
     """The layer sequence after the first layer: scales in/out and the channel bookkeeping.
 
-    Follows SPEC §3 (network reduction and transitions) and the authors' ``_build_block``.
+    Follows the paper's network reduction and transitions (Sec. 4) and the authors' ``_build_block``.
     """
     S = cfg.num_scales
     steps = cfg.steps

@@ -18,7 +18,7 @@ projection. Exact parameter counts (published: 1.7M for ResNet-110, 0.27M for Re
 ============== ========== ===========
 
 (CIFAR-100 adds 64 * 90 + 90 to the linear layer; ``B`` adds 2,752: the 16->32 and 32->64
-projections with their BN.) ResNet-110 costs 253.9M MACs at 32x32 (SPEC: ~253M).
+projections with their BN.) ResNet-110 costs 253.9M MACs at 32x32 (~250M in the paper's figures).
 
 Stochastic depth (``stochastic_depth: p_L``, 1.0 = off): block l of L survives a training
 mini-batch with probability ``p_l = 1 - (l / L) (1 - p_L)`` (Huang et al.'s linear decay rule:
