@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml
 CONFIG ?= config/config.yaml
 CORES  ?= 2
 figures: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake figures --cores $(CORES) \
-		--workflow-profile workflow/profiles/default --configfile $(CONFIG)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake figures --cores $(CORES) --configfile $(CONFIG)
 
 # The same DAG through DVC (stages over Snakemake targets; dvc.lock records the hashes).
 repro: $(STAMP)

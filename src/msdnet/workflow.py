@@ -1,53 +1,55 @@
-"""Presets of the workflow: which runs a preset needs, where their files live, and the tables
-behind each figure. Pure functions shared by the Snakemake rules (``workflow/rules/common.smk``)
-and the ``msdnet preset`` / ``msdnet collect`` commands, so both read one source of truth.
+"""The job planner: which runs, predictions, tables and figures a preset needs, and what
+identifies each of them. Snakemake's rules (``workflow/rules/common.smk``) and ``msdnet preset``
+read it; it computes nothing (the tables are built by ``msdnet collect``, :mod:`msdnet.tables`).
 
-Layout under ``results/<preset>/``::
+Layout under ``results/<preset>/`` (keys: :mod:`msdnet.runs`)::
 
-    runs/<model>/seed<s>/checkpoint.pt, metrics.csv   (msdnet train)
-    predictions/<name>/seed<s>/{val,test}.npz          (msdnet predict, or msdnet ensemble)
-    tables/<table>.csv                                  (msdnet collect)
-    notebooks/overview.ipynb                            (papermill)
+    data/<dataset>-<data key>.json                       msdnet data (the data set, prepared)
+    runs/<model>/<run key>/seed<s>/model.pt              msdnet train (+ checkpoint.pt to resume)
+    predictions/<name>/<key>/seed<s>/{val,test}.npz      msdnet predict, or msdnet ensemble
+    tables/<table>.csv                                   msdnet collect
+    notebooks/overview.ipynb                             msdnet notebook
+
+Each job is keyed on exactly what determines its output: a training run on its resolved config
+(the run key is in its path), predictions on their run, an ensemble on its members' keys, a
+table on its own section of the preset and the predictions it reads, a figure on its table(s),
+the preset's ``reference_dataset`` and its section's labels. Legend labels and descriptions
+never reach training or prediction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-import pandas as pd
 import yaml
 
-from .analysis.anytime import anytime_table
-from .analysis.budgeted import BudgetedEvaluator, envelope
-from .analysis.common import exit_accuracy
-from .analysis.easy_hard import easy_hard_table
-from .analysis.staircase import baseline_row, run_row, staircase_table
+from . import runs as R
 from .errors import ConfigError
-from .predictions import Predictions, load
+from .figures.registry import FIGURES, TABLES, figure_schema
+from .io import stable_hash
 
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
 ENSEMBLE_SEED_STRIDE = 1000
-TABLES = ("anytime", "ablation", "budgeted", "staircase", "easy_hard", "densenet_star_anytime",
-          "densenet_star_budgeted", "reduction_lazy")
-FIGURE_TABLES = {
-    "anytime": ["anytime"], "ablation": ["ablation"], "budgeted": ["budgeted"],
-    "staircase": ["staircase"], "easy-hard": ["easy_hard"],
-    "densenet-star": ["densenet_star_anytime", "densenet_star_budgeted"],
-    "reduction-lazy": ["reduction_lazy"],
-}
+SPLITS = ("val", "test")
+
+
+def _schema(schema_path: Path) -> dict:
+    if not schema_path.is_file():
+        raise ConfigError(f"{schema_path}: config schema not found; run from the repository root")
+    doc = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
+    doc["properties"]["figures"] = figure_schema()
+    return doc
 
 
 def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema: Path | None = None) -> dict:
-    """Check a preset against the JSON schema (defaults filled in) and its cross-references."""
+    """Check a preset against the schema (defaults filled in), its names and cross-references,
+    and resolve every run (so a bad model config fails here, in one line, before any job runs)."""
     import jsonschema
 
-    schema_path = Path(schema or SCHEMA)
-    if not schema_path.is_file():
-        raise ConfigError(f"{schema_path}: config schema not found; run from the repository root")
-    schema_doc = yaml.safe_load(schema_path.read_text())
+    schema_doc = _schema(Path(schema or SCHEMA))
     cfg = dict(config)
     try:
         jsonschema.validate(cfg, schema_doc)
@@ -59,12 +61,21 @@ def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema:
             cfg[key] = spec["default"]
     cfg.setdefault("recipe_set", {})
     cfg.setdefault("model_set", {})
-    preset = Preset(cfg)
-    names = set(cfg["models"]) | set(cfg["ensembles"])
+    R.check_name(cfg["preset"], "preset name", source)
+    if cfg.get("reference_dataset") is not None:
+        R.check_name(cfg["reference_dataset"], "reference_dataset", source)
+    for kind in ("models", "ensembles"):
+        for name in cfg[kind]:
+            R.check_name(name, kind[:-1] + " name", source)
+    clash = sorted(set(cfg["models"]) & set(cfg["ensembles"]))
+    if clash:
+        raise ConfigError(f"{source}: '{clash[0]}' is both a model and an ensemble; rename one")
     for name, members in cfg["ensembles"].items():
         for m in members:
             if m not in cfg["models"]:
                 raise ConfigError(f"{source}: ensembles/{name}: unknown member model '{m}'")
+    names = set(cfg["models"]) | set(cfg["ensembles"])
+    preset = Preset(cfg, source)
     for fig, name in preset.referenced():
         if name not in names:
             raise ConfigError(f"{source}: figures/{fig}: unknown model or ensemble '{name}' "
@@ -72,16 +83,46 @@ def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema:
     for name, spec in cfg["models"].items():
         if not Path(spec["config"]).is_file():
             raise ConfigError(f"{source}: models/{name}: config file {spec['config']} does not exist")
+    if not Path(cfg["recipe"]).is_file():
+        raise ConfigError(f"{source}: recipe: file {cfg['recipe']} does not exist")
+    for name in preset.models_needed():
+        preset.run_of(name)                        # resolves (and validates) the run
+    R.inside_outputs(preset.results, source)
+    R.inside_outputs(preset.figures_dir, source)
     return cfg
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One model's resolved training configuration (every seed of it)."""
+
+    model: str
+    key: str                     # run key: results/<preset>/runs/<model>/<key>/seed<s>/
+    dataset: str
+    data_key: str
+    config: str                  # model YAML
+    recipe: str                  # recipe YAML
+    overrides: tuple[str, ...]   # --set arguments of msdnet train (without the seed)
 
 
 @dataclass
 class Preset:
     cfg: dict[str, Any]
+    source: str = "<preset>"
+    _runs: dict[str, RunPlan] = field(default_factory=dict, repr=False)
 
+    # -- names and places ------------------------------------------------------------------------
     @property
     def name(self) -> str:
         return self.cfg["preset"]
+
+    @property
+    def results(self) -> Path:
+        return Path("results") / self.name
+
+    @property
+    def figures_dir(self) -> Path:
+        return Path("figures") / self.name
 
     @property
     def figures(self) -> dict[str, Any]:
@@ -104,191 +145,111 @@ class Preset:
             out.append((m, seed + ENSEMBLE_SEED_STRIDE * j))
         return out
 
+    # -- what the figures read --------------------------------------------------------------------
     def referenced(self) -> list[tuple[str, str]]:
         """(figure, model-or-ensemble name) for everything the figures draw."""
-        refs: list[tuple[str, str]] = []
-        f = self.figures
-        for fig in ("anytime", "ablation"):
-            refs += [(fig, n) for n in f.get(fig, {}).values()]
-        b = f.get("budgeted", {})
-        refs += [("budgeted", n) for ns in b.get("dynamic", {}).values() for n in ns]
-        refs += [("budgeted", n) for ns in b.get("single", {}).values() for n in _as_list(ns)]
-        d = f.get("densenet-star", {})
-        refs += [("densenet-star", n) for n in d.get("anytime", {}).values()]
-        refs += [("densenet-star", n) for ns in d.get("budgeted", {}).values() for n in ns]
-        refs += [("reduction-lazy", n) for spec in f.get("reduction-lazy", {}).values() for n in spec["models"]]
-        for spec in f.get("staircase", {}).values():
-            refs += [("staircase", spec["baseline"])] + [("staircase", n) for n in spec["runs"].values()]
-        if "easy-hard" in f:
-            refs.append(("easy-hard", f["easy-hard"]["model"]))
-        return refs
+        return [(fid, n) for fid, section in self.figures.items()
+                for t in FIGURES[fid].tables for n in t.names(t.section_of(section))]
+
+    def tables(self) -> list[str]:
+        return [t.name for fid in self.figures for t in FIGURES[fid].tables]
+
+    def table_names(self, table: str) -> list[str]:
+        fig, spec = TABLES[table]
+        return sorted(set(spec.names(spec.section_of(self.figures[fig.id]))))
 
     def table_sources(self, table: str) -> list[tuple[str, int]]:
         """(name, seed) of every predictions pair a table reads."""
-        fig = {"densenet_star_anytime": "densenet-star", "densenet_star_budgeted": "densenet-star",
-               "easy_hard": "easy-hard", "reduction_lazy": "reduction-lazy"}.get(table, table)
-        names = sorted({n for f, n in self.referenced() if f == fig})
-        if table == "densenet_star_anytime":
-            names = sorted(set(self.figures[fig]["anytime"].values()))
-        if table == "densenet_star_budgeted":
-            names = sorted({n for ns in self.figures[fig]["budgeted"].values() for n in ns})
-        return [(n, s) for n in names for s in self.seeds_for(n)]
-
-    def tables(self) -> list[str]:
-        return [t for fig in self.figures for t in FIGURE_TABLES[fig]]
+        return [(n, s) for n in self.table_names(table) for s in self.seeds_for(n)]
 
     def predictions_needed(self) -> list[tuple[str, int]]:
         return sorted({src for t in self.tables() for src in self.table_sources(t)})
 
     def runs_needed(self) -> list[tuple[str, int]]:
-        runs = set()
+        out = set()
         for name, seed in self.predictions_needed():
             if name in self.cfg["ensembles"]:
-                runs.update(self.ensemble_members(name, seed))
+                out.update(self.ensemble_members(name, seed))
             else:
-                runs.add((name, seed))
-        return sorted(runs)
+                out.add((name, seed))
+        return sorted(out)
 
-    def data_config(self) -> dict[str, Any]:
-        """The recipe's data section with the preset's ``data.*`` overrides applied."""
-        from .config import load_yaml
+    def models_needed(self) -> list[str]:
+        return sorted({m for m, _ in self.runs_needed()})
 
-        data = dict(load_yaml(self.cfg["recipe"]).get("data") or {})
-        for key, value in self.cfg.get("recipe_set", {}).items():
-            section, _, name = key.partition(".")
-            if section == "data":
-                data[name] = value
-        return data
-
+    # -- identities -------------------------------------------------------------------------------
     def train_overrides(self, model: str) -> list[str]:
         """``--set`` arguments of msdnet train for a model: recipe then model overrides."""
         spec = self.cfg["models"][model]
         sets = {**self.cfg.get("recipe_set", {}), **spec.get("recipe_set", {})}
-        args = [f"{k}={_yaml_scalar(v)}" for k, v in sets.items()]
+        args = [f"{k}={R.yaml_scalar(v)}" for k, v in sets.items()]
         model_sets = {**self.cfg.get("model_set", {}), **spec.get("set", {})}
-        args += [f"model.{k}={_yaml_scalar(v)}" for k, v in model_sets.items()]
+        args += [f"model.{k}={R.yaml_scalar(v)}" for k, v in model_sets.items()]
         return args
 
+    def run_of(self, model: str) -> RunPlan:
+        """The resolved run of a model (cached): its key, data key and training arguments."""
+        if model not in self._runs:
+            spec = self.cfg["models"][model]
+            overrides = self.train_overrides(model)
+            try:
+                run = R.resolve(spec["config"], self.cfg["recipe"], overrides)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.source}: models/{model}: {exc}") from None
+            self._runs[model] = RunPlan(model=model, key=R.run_key(run), dataset=run.data.name,
+                                        data_key=R.data_key(run), config=spec["config"],
+                                        recipe=self.cfg["recipe"], overrides=tuple(overrides))
+        return self._runs[model]
 
-def _as_list(names: str | list[str]) -> list[str]:
-    return [names] if isinstance(names, str) else list(names)
+    def key_of(self, name: str) -> str:
+        """Run key of a model, or an ensemble's key (a hash of its members' run keys)."""
+        if name in self.cfg["models"]:
+            return self.run_of(name).key
+        members = [(m, self.run_of(m).key) for m in self.cfg["ensembles"][name]]
+        return stable_hash({"ensemble": members})
 
+    def run_dir(self, model: str, seed: int) -> Path:
+        return R.run_dir(self.results, model, self.run_of(model).key, seed)
 
-def _yaml_scalar(v: Any) -> str:
-    return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    def model_file(self, model: str, seed: int) -> Path:
+        return self.run_dir(model, seed) / "model.pt"
 
+    def predictions_dir(self, name: str, seed: int) -> Path:
+        return R.predictions_dir(self.results, name, self.key_of(name), seed)
 
-def pred_path(results: str | Path, name: str, seed: int, split: str) -> Path:
-    return Path(results) / "predictions" / name / f"seed{seed}" / f"{split}.npz"
+    def data_summary(self, model: str) -> Path:
+        run = self.run_of(model)
+        return R.data_summary_path(self.results, run.dataset, run.data_key)
 
+    def data_plans(self) -> dict[str, RunPlan]:
+        """One run per data set the preset trains on (its recipe and overrides prepare it)."""
+        out: dict[str, RunPlan] = {}
+        for m in self.models_needed():
+            out.setdefault(f"{self.run_of(m).dataset}-{self.run_of(m).data_key}", self.run_of(m))
+        return out
 
-def run_dir(results: str | Path, model: str, seed: int) -> Path:
-    return Path(results) / "runs" / model / f"seed{seed}"
+    def table_spec(self, table: str) -> dict[str, Any]:
+        """Everything ``msdnet collect`` needs to build a table, and all a table depends on."""
+        fig, spec = TABLES[table]
+        sources: dict[str, dict[str, str]] = {}
+        for name, seed in self.table_sources(table):
+            sources.setdefault(name, {})[str(seed)] = str(self.predictions_dir(name, seed))
+        return {"table": table, "figure": fig.id, "section": spec.section_of(self.figures[fig.id]),
+                "sources": sources}
 
+    def figure_spec(self, figure: str) -> dict[str, Any]:
+        """What a figure depends on besides its tables' files: their specs and the paper's points."""
+        return {"figure": figure, "reference_dataset": self.cfg.get("reference_dataset"),
+                "tables": [self.table_spec(t.name) for t in FIGURES[figure].tables]}
 
-# --------------------------------------------------------------------------------------------
-# Tables behind the figures (long format). Columns are documented in each function.
-# --------------------------------------------------------------------------------------------
+    def notebook_spec(self) -> str:
+        """A hash of every figure's spec: the notebook reruns when any table or label changes."""
+        return stable_hash([self.figure_spec(f) for f in self.figures])
 
-def _load(results: Path, name: str, seed: int, split: str, costs: str = "full") -> Predictions:
-    preds = load(pred_path(results, name, seed, split))
-    if costs == "lazy" and "exit_macs_lazy" in preds.meta:
-        preds.exit_macs = np.asarray(preds.meta["exit_macs_lazy"], dtype=np.float64)
-    return preds
-
-
-def anytime_rows(preset: Preset, results: Path, curves: Mapping[str, str]) -> pd.DataFrame:
-    """Columns: model (legend label), name, seed, exit, macs, params, accuracy (top-1 %)."""
-    frames = []
-    for label, name in curves.items():
-        for seed in preset.seeds_for(name):
-            df = anytime_table(_load(results, name, seed, "test"), model=label)
-            frames.append(df.assign(name=name, seed=seed))
-    return pd.concat(frames, ignore_index=True)[["model", "name", "seed", "exit", "macs", "params", "accuracy"]]
-
-
-def budgeted_rows(preset: Preset, results: Path, dynamic: Mapping[str, list[str]],
-                  single: Mapping[str, str | list[str]] | None = None,
-                  costs: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Columns: model (legend label), family (single networks: the label that joins several
-    sizes into one line), name (the network a point comes from), seed, kind (dynamic | single),
-    p, avg_macs, accuracy (top-1 %), val_avg_macs, val_accuracy.
-
-    A dynamic curve over several models is their best-on-validation envelope (the paper's MSDNet
-    curve); over one model it is that model's sweep of p. A single network is one point (its
-    last exit, full cost); a label with several single networks is a line through their sizes.
-    Dynamic curves count lazy evaluation unless ``costs`` says ``full`` for their label.
-    """
-    rows = []
-    for label, names in dynamic.items():
-        cost_kind = (costs or {}).get(label, "lazy")
-        for seed in preset.seeds_for(names[0]):
-            points = {}
-            for name in names:
-                ev = BudgetedEvaluator(_load(results, name, seed, "val", cost_kind),
-                                       _load(results, name, seed, "test", cost_kind))
-                points[name] = ev.sweep()
-            chosen = points[names[0]] if len(names) == 1 else envelope(points)
-            for pt in chosen:
-                rows.append({"model": label, "name": pt.model if len(names) > 1 else names[0],
-                             "seed": seed, "kind": "dynamic", "p": pt.p,
-                             "avg_macs": pt.avg_macs, "accuracy": pt.accuracy,
-                             "val_avg_macs": pt.val_avg_macs, "val_accuracy": pt.val_accuracy})
-    for label, names in (single or {}).items():
-        for name in _as_list(names):
-            for seed in preset.seeds_for(name):
-                test, val = _load(results, name, seed, "test"), _load(results, name, seed, "val")
-                rows.append({"model": label if isinstance(names, str) else name, "family": label,
-                             "name": name, "seed": seed, "kind": "single", "p": float("nan"),
-                             "avg_macs": float(test.exit_macs[-1]), "accuracy": _last_exit_accuracy(test),
-                             "val_avg_macs": float(val.exit_macs[-1]), "val_accuracy": _last_exit_accuracy(val)})
-    return pd.DataFrame(rows, columns=["model", "family", "name", "seed", "kind", "p", "avg_macs",
-                                       "accuracy", "val_avg_macs", "val_accuracy"])
-
-
-def _last_exit_accuracy(preds: Predictions) -> float:
-    return float(exit_accuracy(preds)[-1])
-
-
-def staircase_rows(preset: Preset, results: Path) -> pd.DataFrame:
-    """msdnet.analysis.staircase's table: family, location, metric, mean, std, n_seeds."""
-    runs, base = [], []
-    for family, spec in preset.figures["staircase"].items():
-        for seed in preset.seeds_for(spec["baseline"]):
-            base.append(baseline_row(_load(results, spec["baseline"], seed, "test"), family, seed))
-        for loc, name in spec["runs"].items():
-            for seed in preset.seeds_for(name):
-                runs.append(run_row(_load(results, name, seed, "test"), family, seed, float(loc)))
-    return staircase_table(pd.DataFrame(runs), pd.DataFrame(base))
-
-
-def easy_hard_rows(preset: Preset, results: Path) -> pd.DataFrame:
-    """msdnet.analysis.easy_hard's table for the first seed of the chosen model."""
-    spec = preset.figures["easy-hard"]
-    seed = preset.seeds_for(spec["model"])[0]
-    return easy_hard_table(_load(results, spec["model"], seed, "test"), per_class=spec.get("per_class", 4))
-
-
-def collect(table: str, preset: Preset, results: str | Path) -> pd.DataFrame:
-    results = Path(results)
-    f = preset.figures
-    if table == "anytime":
-        return anytime_rows(preset, results, f["anytime"])
-    if table == "ablation":
-        return anytime_rows(preset, results, f["ablation"])
-    if table == "budgeted":
-        return budgeted_rows(preset, results, f["budgeted"].get("dynamic", {}), f["budgeted"].get("single", {}))
-    if table == "densenet_star_anytime":
-        return anytime_rows(preset, results, f["densenet-star"]["anytime"])
-    if table == "densenet_star_budgeted":
-        return budgeted_rows(preset, results, f["densenet-star"]["budgeted"])
-    if table == "reduction_lazy":
-        spec = f["reduction-lazy"]
-        return budgeted_rows(preset, results, {k: v["models"] for k, v in spec.items()},
-                             costs={k: v["costs"] for k, v in spec.items()})
-    if table == "staircase":
-        return staircase_rows(preset, results)
-    if table == "easy_hard":
-        return easy_hard_rows(preset, results)
-    raise ConfigError(f"unknown table {table!r} (one of: {', '.join(TABLES)})")
-
+    def image_data(self, figure: str) -> Path | None:
+        """The data summary whose test images a figure shows (easy-hard), else None."""
+        if not FIGURES[figure].needs_images:
+            return None
+        name = self.table_names(FIGURES[figure].tables[0].name)[0]
+        model = name if name in self.cfg["models"] else self.cfg["ensembles"][name][0]
+        return self.data_summary(model)

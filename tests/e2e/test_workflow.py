@@ -1,12 +1,17 @@
-"""End to end: the tiny preset through Snakemake, then through DVC, in temporary copies.
+"""End to end: the tiny preset through DVC and Snakemake in a temporary copy of the repository,
+then what users do next, in order: a second run, `touch` of every output, `dvc pull` into an
+emptied tree, a renamed legend label, an edited model knob and switching it back.
 
-Checks every figure file, the tables behind them, that a second run does nothing, and that a
-`dvc checkout` (new mtimes) does not make Snakemake retrain.
+The tiny preset's `resnet` is wide enough that its checkpoints pass 1 MB: Snakemake only
+checksums smaller files, so this is where modification-time reruns would show.
+The tests share one workspace and run in file order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,8 +25,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FIGURES = ["anytime", "ablation", "budgeted", "densenet-star", "reduction-lazy", "staircase", "easy-hard"]
-SNAKE = ["snakemake", "--cores", "2", "--workflow-profile", "workflow/profiles/default",
-         "--configfile", "config/tiny.yaml"]
+# The literal command of the README: no --workflow-profile, Snakemake finds it by itself.
+SNAKE = ["snakemake", "--cores", "2", "--configfile", "config/tiny.yaml"]
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +36,25 @@ def _env() -> dict:
             "MSDNET_NO_DOWNLOAD": "1", "MPLBACKEND": "Agg"}
 
 
-def _run(cmd: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
     out = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
+
+
+def _planned(work: Path) -> dict[str, int]:
+    """rule -> number of jobs a dry run plans ({} when there is nothing to be done)."""
+    out = _run([*SNAKE[:1], "figures", "-n", "--quiet", "rules", *SNAKE[1:]], work)
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return {}
+    jobs = {}
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    assert jobs, text
+    return jobs
 
 
 def _copy_repo(dest: Path) -> Path:
@@ -48,27 +68,41 @@ def _copy_repo(dest: Path) -> Path:
     return dest
 
 
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _outputs(work: Path) -> list[Path]:
+    return [p for d in ("results", "figures") for p in (work / d).rglob("*") if p.is_file()]
+
+
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    work = _copy_repo(tmp_path_factory.mktemp("smk"))
-    _run([*SNAKE[:1], "figures", *SNAKE[1:]], work)
+def work(tmp_path_factory) -> Path:
+    work = _copy_repo(tmp_path_factory.mktemp("e2e"))
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["workflow"].update(configfile="config/tiny.yaml", preset="tiny")
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    _run(["git", "init", "-q"], work)
+    _run(["dvc", "init", "-q"], work)
+    _run(["dvc", "remote", "add", "-q", "-d", "store", str(work.parent / "dvc-store")], work)
+    _run(["dvc", "repro"], work)
     return work
 
 
-def test_every_figure_is_a_valid_image(tiny: Path):
+def test_every_figure_is_a_valid_image(work: Path):
     for fig in FIGURES:
-        png, pdf = tiny / "figures/tiny" / f"{fig}.png", tiny / "figures/tiny" / f"{fig}.pdf"
+        png, pdf = work / "figures/tiny" / f"{fig}.png", work / "figures/tiny" / f"{fig}.pdf"
         with Image.open(png) as im:
             im.verify()
             assert im.size[0] > 200 and im.size[1] > 150
         assert pdf.read_bytes()[:5] == b"%PDF-"
-    nb = tiny / "results/tiny/notebooks/overview.ipynb"
+    nb = work / "results/tiny/notebooks/overview.ipynb"
     assert nb.is_file() and '"output_type": "error"' not in nb.read_text()
 
 
-def test_tables_are_sane(tiny: Path):
-    preset = yaml.safe_load((tiny / "config/tiny.yaml").read_text())
-    tables = tiny / "results/tiny/tables"
+def test_tables_are_sane(work: Path):
+    preset = yaml.safe_load((work / "config/tiny.yaml").read_text())
+    tables = work / "results/tiny/tables"
     for name, labels in (("anytime", preset["figures"]["anytime"]), ("ablation", preset["figures"]["ablation"])):
         df = pd.read_csv(tables / f"{name}.csv")
         assert set(df["model"]) == set(labels)
@@ -86,27 +120,68 @@ def test_tables_are_sane(tiny: Path):
     assert set(easy["kind"]) <= {"easy", "hard"} and len(easy) > 0
 
 
-def test_second_run_and_new_mtimes_do_nothing(tiny: Path):
-    out = _run([*SNAKE[:1], "figures", "-n", *SNAKE[1:]], tiny)
-    assert "Nothing to be done" in out.stdout + out.stderr
-    for ckpt in (tiny / "results/tiny/runs").rglob("*.pt"):     # what a `dvc checkout` does
-        os.utime(ckpt)
-    out = _run([*SNAKE[:1], "figures", "-n", *SNAKE[1:]], tiny)
-    assert "Nothing to be done" in out.stdout + out.stderr
+def test_checkpoints_over_1mb_and_outputs_0644(work: Path):
+    big = [p for p in (work / "results/tiny/runs").rglob("model.pt") if p.stat().st_size > 1 << 20]
+    assert len(big) >= 2, "the tiny preset must keep checkpoints over 1 MB"
+    for p in _outputs(work):
+        if p.name != ".lock":
+            assert p.stat().st_mode & 0o644 == 0o644, p
 
 
-def test_dvc_repro_then_status_clean_and_checkout_does_not_retrain(tmp_path):
-    work = _copy_repo(tmp_path / "dvc")
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["workflow"].update(configfile="config/tiny.yaml", preset="tiny")
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-    _run(["git", "init", "-q"], work)
-    _run(["dvc", "init", "-q"], work)
-    _run(["dvc", "repro"], work, timeout=1800)
+def test_dvc_status_clean_and_second_run_does_nothing(work: Path):
     status = _run(["dvc", "status"], work)
-    assert "up to date" in status.stdout.lower()
-    shutil.rmtree(work / "results/tiny/runs")
-    _run(["dvc", "checkout"], work)
-    assert any((work / "results/tiny/runs").rglob("model.pt"))
-    out = _run([*SNAKE[:1], "figures", "-n", *SNAKE[1:]], work)
-    assert "Nothing to be done" in out.stdout + out.stderr
+    assert "up to date" in status.stdout.lower(), status.stdout
+    assert _planned(work) == {}
+
+
+def test_touch_every_output_does_nothing(work: Path):
+    for p in _outputs(work):
+        os.utime(p)
+    assert _planned(work) == {}
+
+
+def test_dvc_pull_into_an_emptied_tree_does_nothing(work: Path):
+    _run(["dvc", "push", "-q"], work)
+    before = {p.relative_to(work): _sha(p) for p in (work / "results/tiny/runs").rglob("model.pt")}
+    for d in ("results", "figures", ".snakemake"):
+        shutil.rmtree(work / d)
+    _run(["dvc", "pull", "-q"], work)
+    after = {p.relative_to(work): _sha(p) for p in (work / "results/tiny/runs").rglob("model.pt")}
+    assert after == before
+    assert _planned(work) == {}
+    assert "up to date" in _run(["dvc", "status"], work).stdout.lower()
+
+
+def test_renaming_a_label_reruns_no_training_or_prediction(work: Path):
+    path = work / "config/tiny.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("    ResNet^MC: resnet-mc\n", "    ResNet^MC (renamed): resnet-mc\n")
+                    .replace("description: ", "description: renamed, "))
+    jobs = _planned(work)
+    assert set(jobs) <= {"table", "figure", "notebook", "figures"}, jobs
+    assert jobs["table"] == 1 and jobs["figure"] == 1
+    _run([*SNAKE[:1], "figures", *SNAKE[1:]], work)
+    assert "ResNet^MC (renamed)" in set(pd.read_csv(work / "results/tiny/tables/anytime.csv")["model"])
+    assert _planned(work) == {}
+
+
+def test_editing_a_knob_retrains_only_its_runs_and_keeps_the_old_ones(work: Path):
+    cfg = yaml.safe_load((work / "config/tiny.yaml").read_text())
+    users = {m for m, spec in cfg["models"].items() if spec["config"].endswith("msdnet-digits.yaml")}
+    old = {p: _sha(p) for p in (work / "results/tiny/runs").rglob("model.pt")}
+    path = work / "config/models/msdnet-digits.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("growth_rate: 4", "growth_rate: 5"))
+    jobs = _planned(work)
+    assert jobs["train_model"] == len(users) and jobs["predict_model"] == len(users)
+    assert "prepare_data" not in jobs and "ensemble" not in jobs
+    _run([*SNAKE[:1], "figures", *SNAKE[1:]], work)
+    assert _planned(work) == {}
+    for p, digest in old.items():                       # every old run is intact
+        assert _sha(p) == digest
+    runs = work / "results/tiny/runs"
+    assert all(len(list((runs / m).iterdir())) == 2 for m in users)
+    assert all(len(list(d.iterdir())) == 1 for d in runs.iterdir() if d.name not in users)
+    path.write_text(original)                           # switching back trains nothing
+    jobs = _planned(work)
+    assert "train_model" not in jobs and "predict_model" not in jobs

@@ -1,41 +1,15 @@
+# A table depends on its own section of the preset and the predictions it reads (both in
+# params.spec, which is also what `msdnet collect` builds it from).
 rule table:
     input:
-        preset=f"{RESULTS}/preset.json",
-        predictions=table_predictions,
+        lambda wc: [ancient(p) for n, s in PRESET.table_sources(wc.table) for p in predictions(n, s)],
     output:
         f"{RESULTS}/tables/{{table}}.csv",
     params:
-        results=lambda wc, output: Path(output[0]).parents[1],
+        spec=lambda wc: json.dumps(PRESET.table_spec(wc.table), sort_keys=True),
     log:
         f"{LOGS}/tables/{{table}}.log",
     conda:
         "../envs/msdnet.yaml"
     shell:
-        "msdnet collect {wildcards.table} --preset {input.preset} --results {params.results}"
-        " --csv {output} > {log} 2>&1"
-
-
-rule prepare_data:
-    input:
-        preset=f"{RESULTS}/preset.json",
-    output:
-        f"{RESULTS}/data.json",
-    log:
-        f"{LOGS}/prepare_data.log",
-    conda:
-        "../envs/msdnet.yaml"
-    shell:
-        "msdnet data {input.preset} --out {output} > {log} 2>&1"
-
-
-rule data_config:
-    input:
-        preset=f"{RESULTS}/preset.json",
-    output:
-        f"{RESULTS}/data.yaml",
-    log:
-        f"{LOGS}/data_config.log",
-    conda:
-        "../envs/msdnet.yaml"
-    shell:
-        "msdnet preset {input.preset} --write-data {output} > {log} 2>&1"
+        "msdnet collect {wildcards.table} --spec {params.spec:q} --csv {output:q} > {log:q} 2>&1"

@@ -1,23 +1,30 @@
-# Helpers shared by the rules. The preset logic lives in msdnet.workflow (one source of truth
-# for Snakemake and the `msdnet collect` command).
+# Helpers shared by the rules. The planning lives in msdnet.workflow (which runs, predictions,
+# tables and figures a preset needs, and the key of each); the figures in msdnet.figures.registry.
+# Every input is ancient(): a job reruns when its key (in its path) or its params change, never
+# because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
 import json
 import re
 import shlex
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
-from msdnet.workflow import FIGURE_TABLES, Preset, pred_path, run_dir, validate_preset
+from msdnet.errors import MsdnetError
+from msdnet.figures.registry import FIGURES, TABLES
+from msdnet.workflow import SPLITS, Preset, validate_preset
 
 min_version("8.0")
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-PRESET = Preset(validate_preset(config, "config"))
-RESULTS = f"results/{PRESET.name}"
-FIGURES = f"figures/{PRESET.name}"
+SOURCE = (list(workflow.config_settings.configfiles) or ["config/config.yaml"])[0]
+try:
+    PRESET = Preset(validate_preset(config, str(SOURCE)), str(SOURCE))
+except MsdnetError as exc:
+    raise WorkflowError(f"invalid preset: {exc}") from None
+RESULTS = str(PRESET.results)
+FIGURES_DIR = str(PRESET.figures_dir)
 LOGS = f"{RESULTS}/logs"
 REFERENCE = "data/paper/reference_points.csv"
-SPLITS = ["val", "test"]
 
 
 def _alternatives(names):
@@ -27,57 +34,50 @@ def _alternatives(names):
 wildcard_constraints:
     model=_alternatives(PRESET.cfg["models"]),
     ensemble=_alternatives(PRESET.cfg["ensembles"]),
+    key=r"[0-9a-f]{16}",
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     seed=r"\d+",
-    table="|".join(t for figure in FIGURE_TABLES.values() for t in figure),
-    figure="|".join(FIGURE_TABLES),
+    table=_alternatives(TABLES),
+    figure=_alternatives(FIGURES),
 
 
-def model_config(wildcards):
-    return PRESET.cfg["models"][wildcards.model]["config"]
+def quoted(args):
+    return " ".join(shlex.quote(str(a)) for a in args)
 
 
-def train_overrides(wildcards):
-    return " ".join(f"--set {shlex.quote(s)}" for s in PRESET.train_overrides(wildcards.model))
+def data_files():
+    return [str(PRESET.data_summary(m)) for m in PRESET.models_needed()]
 
 
-def ensemble_members(split):
-    def members(wildcards):
-        return [
-            str(pred_path(RESULTS, model, seed, split))
-            for model, seed in PRESET.ensemble_members(wildcards.ensemble, int(wildcards.seed))
-        ]
-
-    return members
+def predictions(name, seed):
+    d = PRESET.predictions_dir(name, int(seed))
+    return [str(d / f"{split}.npz") for split in SPLITS]
 
 
-def table_predictions(wildcards):
-    return [
-        str(pred_path(RESULTS, name, seed, split))
-        for name, seed in PRESET.table_sources(wildcards.table)
-        for split in SPLITS
-    ]
+def planned_run(wildcards):
+    """The resolved run of a train/predict job; refuses a key the preset no longer plans."""
+    run = PRESET.run_of(wildcards.model)
+    if wildcards.key != run.key:
+        raise WorkflowError(f"{wildcards.model}: run {wildcards.key} is not the one the preset "
+                            f"plans ({run.key}); ask for the planned target (e.g. `figures`)")
+    return run
 
 
-def figure_tables(wildcards):
-    return [f"{RESULTS}/tables/{t}.csv" for t in FIGURE_TABLES[wildcards.figure]]
-
-
-def figure_args(wildcards, input):
-    tables = list(input.tables)
-    if wildcards.figure == "densenet-star":
-        args = f"--anytime {tables[0]} --budgeted {tables[1]}"
-    else:
-        args = f"--table {tables[0]}"
-    if wildcards.figure == "easy-hard":
-        args += f" --data {RESULTS}/data.yaml"
-    if PRESET.cfg["reference_dataset"]:
-        args += f" --reference {REFERENCE} --dataset {PRESET.cfg['reference_dataset']}"
-    return args
+def planned_ensemble(wildcards):
+    if wildcards.key != PRESET.key_of(wildcards.ensemble):
+        raise WorkflowError(f"{wildcards.ensemble}: ensemble {wildcards.key} is not the one the "
+                            f"preset plans; ask for the planned target (e.g. `figures`)")
+    return PRESET.ensemble_members(wildcards.ensemble, int(wildcards.seed))
 
 
 def figure_files():
-    return [f"{FIGURES}/{fig}.{ext}" for fig in PRESET.figures for ext in ("pdf", "png")]
+    return [f"{FIGURES_DIR}/{fig}.{ext}" for fig in PRESET.figures for ext in ("pdf", "png")]
 
 
-def preset_json():
-    return json.dumps(config, sort_keys=True)
+def data_plan(wildcards):
+    """A run that trains on this data set: its recipe and data overrides prepare it."""
+    plans = PRESET.data_plans()
+    name = f"{wildcards.dataset}-{wildcards.dkey}"
+    if name not in plans:
+        raise WorkflowError(f"data set {name} is not one the preset trains on")
+    return plans[name]

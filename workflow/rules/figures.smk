@@ -1,19 +1,35 @@
+# A figure depends on its tables, its section's labels and the paper's points (params.spec).
+def figure_args(wildcards, input):
+    spec, args = FIGURES[wildcards.figure], []
+    for t in input.tables:
+        args += ["--table", t]
+    if spec.needs_images:
+        args += ["--data", input.data[0]]
+        section = PRESET.figures[wildcards.figure]
+        args += ["--max-classes", section.get("max_classes", 4)]
+    if spec.macs_axis and PRESET.cfg["reference_dataset"]:
+        args += ["--reference", REFERENCE, "--dataset", PRESET.cfg["reference_dataset"]]
+    return quoted(args)
+
+
 rule figure:
     input:
-        tables=figure_tables,
-        data=lambda wc: [f"{RESULTS}/data.yaml"] if wc.figure == "easy-hard" else [],
+        tables=lambda wc: [ancient(f"{RESULTS}/tables/{t.name}.csv") for t in FIGURES[wc.figure].tables],
+        data=lambda wc: [ancient(str(p)) for p in [PRESET.image_data(wc.figure)] if p],
+        reference=ancient(REFERENCE),
     output:
-        pdf=f"{FIGURES}/{{figure}}.pdf",
-        png=report(f"{FIGURES}/{{figure}}.png", category="Figures", caption="../report/figure.rst"),
+        pdf=f"{FIGURES_DIR}/{{figure}}.pdf",
+        png=report(f"{FIGURES_DIR}/{{figure}}.png", category="Figures", caption="../report/figure.rst"),
     params:
+        spec=lambda wc: json.dumps(PRESET.figure_spec(wc.figure), sort_keys=True),
         args=figure_args,
-        stem=lambda wc: f"{FIGURES}/{wc.figure}",
+        stem=lambda wc, output: output.pdf[: -len(".pdf")],
     log:
         f"{LOGS}/figures/{{figure}}.log",
     conda:
         "../envs/msdnet.yaml"
     shell:
-        "msdnet figure {wildcards.figure} {params.args} --out {params.stem} > {log} 2>&1"
+        "msdnet figure {wildcards.figure} {params.args} --out {params.stem:q} > {log:q} 2>&1"
 
 
 rule figures:

@@ -1,31 +1,33 @@
 rule predict_model:
     input:
-        f"{RESULTS}/runs/{{model}}/seed{{seed}}/model.pt",
+        ancient(f"{RESULTS}/runs/{{model}}/{{key}}/seed{{seed}}/model.pt"),
     output:
-        val=f"{RESULTS}/predictions/{{model}}/seed{{seed}}/val.npz",
-        test=f"{RESULTS}/predictions/{{model}}/seed{{seed}}/test.npz",
+        val=f"{RESULTS}/predictions/{{model}}/{{key}}/seed{{seed}}/val.npz",
+        test=f"{RESULTS}/predictions/{{model}}/{{key}}/seed{{seed}}/test.npz",
+    params:
+        out=lambda wc, output: str(Path(output.val).parent),
     log:
-        f"{LOGS}/predict/{{model}}/seed{{seed}}.log",
+        f"{LOGS}/predict/{{model}}/{{key}}/seed{{seed}}.log",
     threads: config["threads"]
     resources:
         gpu=config["gpu_jobs"],
     conda:
         "../envs/msdnet.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} msdnet predict {input} --out-dir $(dirname {output.val}) > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} msdnet predict {input:q} --out-dir {params.out:q} > {log:q} 2>&1"
 
 
 rule ensemble:
     input:
-        val=ensemble_members("val"),
-        test=ensemble_members("test"),
+        val=lambda wc: [ancient(predictions(m, s)[0]) for m, s in planned_ensemble(wc)],
+        test=lambda wc: [ancient(predictions(m, s)[1]) for m, s in planned_ensemble(wc)],
     output:
-        val=f"{RESULTS}/predictions/{{ensemble}}/seed{{seed}}/val.npz",
-        test=f"{RESULTS}/predictions/{{ensemble}}/seed{{seed}}/test.npz",
+        val=f"{RESULTS}/predictions/{{ensemble}}/{{key}}/seed{{seed}}/val.npz",
+        test=f"{RESULTS}/predictions/{{ensemble}}/{{key}}/seed{{seed}}/test.npz",
     log:
-        f"{LOGS}/ensemble/{{ensemble}}/seed{{seed}}.log",
+        f"{LOGS}/ensemble/{{ensemble}}/{{key}}/seed{{seed}}.log",
     conda:
         "../envs/msdnet.yaml"
     shell:
-        "(msdnet ensemble {input.val} --name {wildcards.ensemble} --out {output.val}"
-        " && msdnet ensemble {input.test} --name {wildcards.ensemble} --out {output.test}) > {log} 2>&1"
+        "(msdnet ensemble {input.val:q} --name {wildcards.ensemble} --out {output.val:q}"
+        " && msdnet ensemble {input.test:q} --name {wildcards.ensemble} --out {output.test:q}) > {log:q} 2>&1"

@@ -1,31 +1,50 @@
-"""msdnet collect: the tidy table behind one figure, from a preset's predictions files."""
+"""msdnet collect: the tidy table behind a figure, from predictions files."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from ..analysis.common import write_csv
 from ..errors import ConfigError
-from ..workflow import TABLES, Preset, collect
+from ..figures.registry import TABLES, resolve
 
-HELP = "build the long-format table behind a figure from a preset's predictions (CSV)"
+HELP = "build the long-format table behind a figure from predictions files (CSV)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("table", choices=TABLES)
-    p.add_argument("--preset", required=True, help="validated preset JSON written by `msdnet preset --write`")
-    p.add_argument("--results", required=True, help="results/<preset> directory holding predictions/")
+    p.add_argument("table", choices=sorted(TABLES))
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spec", metavar="JSON",
+                     help='the table\'s spec as the workflow passes it: {"section": {...}, '
+                          '"sources": {NAME: {SEED: PREDICTIONS_DIR}}}')
+    src.add_argument("--preset", metavar="CONFIG.yaml",
+                     help="plan the table from a preset file, as the workflow would")
     p.add_argument("--csv", required=True, help="output CSV")
 
 
+def spec_from_args(args: argparse.Namespace) -> dict:
+    if args.preset:
+        from ..config import load_yaml
+        from ..workflow import Preset, validate_preset
+
+        return Preset(validate_preset(load_yaml(args.preset), args.preset), args.preset).table_spec(args.table)
+    try:
+        spec = json.loads(args.spec)
+    except json.JSONDecodeError:
+        raise ConfigError("--spec: not valid JSON; pass the spec the workflow planned") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("section"), dict) \
+            or not isinstance(spec.get("sources"), dict):
+        raise ConfigError('--spec: expected {"section": {...}, "sources": {...}}')
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.preset)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such preset file; write it with `msdnet preset CONFIG --write {path}`")
-    preset = Preset(json.loads(path.read_text()))
-    df = collect(args.table, preset, args.results)
+    from ..tables import Sources
+
+    spec = spec_from_args(args)
+    _, table = TABLES[args.table]
+    df = resolve(table.build)(spec["section"], Sources(spec["sources"]))
     write_csv(df, args.csv)
     print(f"{args.csv}: {len(df)} rows")
     return 0

@@ -8,13 +8,17 @@ from dataclasses import asdict
 from ..config import from_dict, load_yaml
 from ..data import DataConfig, load_data, split_sizes
 from ..io import write_json_atomic
+from ..runs import apply_overrides
 
 HELP = "prepare a data set (download CIFAR when possible, save the held-out split) and summarise it"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="a recipe YAML (its data: section), a data YAML, or a preset JSON from `msdnet preset --write`")
-    p.add_argument("--out", help="write the summary as JSON")
+    p.add_argument("config", help="a recipe YAML (its data: section) or a data YAML")
+    p.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
+                   help="override a data key, e.g. --set data.image_size=16 (repeatable; other "
+                        "sections are ignored, so a training run's --set list can be passed as is)")
+    p.add_argument("--out", help="write the summary as JSON (what the workflow's training jobs check)")
 
 
 def summary(cfg: DataConfig) -> dict:
@@ -24,14 +28,15 @@ def summary(cfg: DataConfig) -> dict:
             "split_file": bundle.split_file}
 
 
+def data_section(path: str, overrides: list[str]) -> dict:
+    raw = load_yaml(path)
+    data = raw["data"] if isinstance(raw.get("data"), dict) else raw     # a recipe, or a data YAML
+    recipe = apply_overrides({"data": data}, [o for o in overrides if o.startswith("data.")], path)
+    return recipe["data"]
+
+
 def run(args: argparse.Namespace) -> int:
-    raw = load_yaml(args.config)
-    if "preset" in raw and "recipe" in raw:
-        from ..workflow import Preset
-        data = Preset(raw).data_config()
-    else:
-        data = raw.get("data", raw)
-    report = summary(from_dict(DataConfig, data, f"{args.config} [data]"))
+    report = summary(from_dict(DataConfig, data_section(args.config, args.set), f"{args.config} [data]"))
     if args.out:
         write_json_atomic(args.out, report)
     sizes = ", ".join(f"{k} {v}" for k, v in report["splits"].items())

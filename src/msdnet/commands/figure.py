@@ -1,19 +1,19 @@
 """``msdnet figure ID``: draw one of the paper's figures from its table(s); writes STEM.pdf and
-STEM.png (``msdnet.figures`` documents every table's columns).
+STEM.png. Which tables each figure takes is declared in ``msdnet.figures.registry``:
 
     msdnet figure anytime        --table anytime.csv        [--reference CSV --dataset NAME] --out STEM
     msdnet figure budgeted       --table budgeted.csv       [--reference CSV --dataset NAME] --out STEM
     msdnet figure ablation       --table ablation.csv       [--reference CSV --dataset NAME] --out STEM
     msdnet figure reduction-lazy --table reduction_lazy.csv [--reference CSV --dataset NAME] --out STEM
-    msdnet figure densenet-star  --anytime A.csv --budgeted B.csv [--reference ...] --out STEM
+    msdnet figure densenet-star  --table ANYTIME.csv --table BUDGETED.csv [--reference ...] --out STEM
     msdnet figure staircase      --table staircase.csv --out STEM
-    msdnet figure easy-hard      --table easy_hard.csv --data DATA.yaml [--labels L ..]
+    msdnet figure easy-hard      --table easy_hard.csv --data DATA [--labels L ..]
                                  [--max-classes N] [--per-kind N] --out STEM
 
-The paper's points (``--reference``, columns dataset, curve, macs_millions, top1_percent, optional
-figure) are drawn only where ``dataset`` equals ``--dataset`` (and ``figure``, when the column
-exists and is set, equals ID); a data set without points draws none. staircase and easy-hard have
-no MACs axis: there ``--reference`` is ignored with a note on stderr.
+The paper's points (``--reference``, columns dataset, curve, macs_millions, top1_percent, figure)
+are drawn only where ``dataset`` equals ``--dataset`` and ``figure`` equals ID (or is empty); a
+data set without points draws none and says so on stderr. staircase and easy-hard have no MACs
+axis: there ``--reference`` is ignored with a note on stderr.
 """
 
 from __future__ import annotations
@@ -23,25 +23,20 @@ import sys
 from pathlib import Path
 
 from ..errors import MsdnetError
+from ..figures.registry import FIGURES, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"
-
-# Kept here (not imported from msdnet.figures) so that `msdnet --help` does not load matplotlib;
-# tests/test_figures.py checks that the two lists agree.
-FIGURE_IDS = ("anytime", "budgeted", "staircase", "ablation", "easy-hard", "densenet-star",
-              "reduction-lazy")
-_NO_REFERENCE = ("staircase", "easy-hard")
+FIGURE_IDS = tuple(FIGURES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("figure", choices=FIGURE_IDS, metavar="ID",
                         help=f"which figure: {', '.join(FIGURE_IDS)}")
-    parser.add_argument("--table", metavar="CSV", help="the figure's table (all but densenet-star)")
-    parser.add_argument("--anytime", metavar="CSV", help="densenet-star: the anytime table")
-    parser.add_argument("--budgeted", metavar="CSV", help="densenet-star: the budgeted table")
-    parser.add_argument("--data", metavar="YAML",
-                        help="easy-hard: data config (DataConfig keys, or a recipe with a data: "
-                             "section) whose test split holds the images")
+    parser.add_argument("--table", action="append", default=[], metavar="CSV",
+                        help="the figure's table; densenet-star takes two (anytime, then budgeted)")
+    parser.add_argument("--data", metavar="FILE",
+                        help="easy-hard: the data whose test split holds the images (a data summary "
+                             "JSON from `msdnet data --out`, a data YAML or a recipe)")
     parser.add_argument("--labels", type=int, nargs="+", metavar="L",
                         help="easy-hard: the classes to show (default: chosen from the table)")
     parser.add_argument("--max-classes", type=int, default=4, metavar="N",
@@ -62,55 +57,44 @@ def _stem(out: str) -> Path:
 
 
 def _check(args: argparse.Namespace) -> None:
-    fid = args.figure
-    if fid == "densenet-star":
-        if args.table or not (args.anytime and args.budgeted):
-            raise MsdnetError("densenet-star takes --anytime CSV and --budgeted CSV (not --table)")
-    else:
-        if not args.table:
-            raise MsdnetError(f"{fid} needs --table CSV")
-        if args.anytime or args.budgeted:
-            raise MsdnetError(f"--anytime/--budgeted are for densenet-star only, not {fid}")
-    if fid == "easy-hard" and not args.data:
-        raise MsdnetError("easy-hard needs --data YAML (the data config whose test split holds the images)")
-    if fid != "easy-hard" and (args.data or args.labels):
-        raise MsdnetError(f"--data/--labels are for easy-hard only, not {fid}")
+    spec = FIGURES[args.figure]
+    names = [t.name for t in spec.tables]
+    if len(args.table) != len(names):
+        raise MsdnetError(f"{args.figure} takes {len(names)} --table CSV ({', '.join(names)}), "
+                          f"got {len(args.table)}")
+    if spec.needs_images and not args.data:
+        raise MsdnetError(f"{args.figure} needs --data FILE (the data whose test split holds the images)")
+    if not spec.needs_images and (args.data or args.labels):
+        raise MsdnetError(f"--data/--labels are for easy-hard only, not {args.figure}")
     if (args.reference is None) != (args.dataset is None):
         raise MsdnetError("--reference and --dataset go together (the paper's points of one data set)")
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from .. import figures as F   # matplotlib is loaded only when a figure is drawn
+    from ..figures.common import load_reference, read_table
+    from ..figures.style import save
 
+    spec = FIGURES[args.figure]
     ref = None
-    if args.reference and args.figure in _NO_REFERENCE:
+    if args.reference and not spec.macs_axis:
         # a workflow may pass the same options to every figure: note it, do not fail
         print(f"msdnet figure: note: {args.figure} has no MACs axis; --reference is ignored",
               file=sys.stderr)
     elif args.reference:
-        ref = F.load_reference(args.reference, args.dataset, figure=args.figure)
-    fid = args.figure
-    if fid == "densenet-star":
-        fig = F.densenet_star_figure(F.read_table(args.anytime, "anytime table"),
-                                     F.read_table(args.budgeted, "budgeted table"),
-                                     reference=ref, title=args.title,
-                                     anytime_source=f"anytime table {args.anytime}",
-                                     budgeted_source=f"budgeted table {args.budgeted}")
-    else:
-        table = F.read_table(args.table, f"{fid} table")
-        source = f"{fid} table {args.table}"
-        if fid == "easy-hard":
-            images, ids, names = F.load_test_images(args.data)
-            fig = F.easy_hard_figure(table, images, ids, labels=args.labels,
-                                     max_classes=args.max_classes, per_kind=args.per_kind,
-                                     class_names=names, title=args.title, source=source)
-        elif fid == "staircase":
-            fig = F.staircase_figure(table, title=args.title, source=source)
-        else:
-            draw = {"anytime": F.anytime_figure, "budgeted": F.budgeted_figure,
-                    "ablation": F.ablation_figure, "reduction-lazy": F.reduction_lazy_figure}[fid]
-            fig = draw(table, reference=ref, title=args.title, source=source)
-    pdf, png = F.save(fig, _stem(args.out))
+        ref = load_reference(args.reference, args.dataset, figure=args.figure)
+        if ref.empty:
+            print(f"msdnet figure: note: {args.reference} has no published points of {args.dataset!r} "
+                  f"for {args.figure}; drawing the reproduced curves only", file=sys.stderr)
+    names = [t.name for t in spec.tables]
+    tables = {n: read_table(p, f"{n} table") for n, p in zip(names, args.table)}
+    sources = {n: f"{n} table {p}" for n, p in zip(names, args.table)}
+    options = {"labels": args.labels, "max_classes": args.max_classes, "per_kind": args.per_kind}
+    if spec.needs_images:
+        from ..figures.easy_hard import load_test_images
+
+        options["images"], options["ids"], options["class_names"] = load_test_images(args.data)
+    fig = resolve(spec.draw)(tables, reference=ref, title=args.title, options=options, sources=sources)
+    pdf, png = save(fig, _stem(args.out))
     print(f"wrote {pdf} and {png}")
     return 0

@@ -22,3 +22,11 @@ def ablation_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
                     title: str | None = None, source: str = "ablation table") -> Figure:
     """Anytime accuracy vs MACs of MSDNet and its ablations (see the module docstring)."""
     return anytime_figure(table, reference, DEFAULT_TITLE if title is None else title, source)
+
+
+def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,
+         title: str | None = None, options: dict | None = None,
+         sources: dict[str, str] | None = None) -> Figure:
+    """The registry's entry point (``msdnet.figures.registry``): tables by name in, figure out."""
+    sources = sources or {}
+    return ablation_figure(tables['ablation'], reference=reference, title=title, source=sources.get('ablation', 'ablation table'))

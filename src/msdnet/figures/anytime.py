@@ -35,3 +35,11 @@ def anytime_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
         style.legend(ax)
         ax.set_title(DEFAULT_TITLE if title is None else title)
     return fig
+
+
+def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,
+         title: str | None = None, options: dict | None = None,
+         sources: dict[str, str] | None = None) -> Figure:
+    """The registry's entry point (``msdnet.figures.registry``): tables by name in, figure out."""
+    sources = sources or {}
+    return anytime_figure(tables['anytime'], reference=reference, title=title, source=sources.get('anytime', 'anytime table'))

@@ -42,3 +42,11 @@ def budgeted_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
         style.legend(ax)
         ax.set_title(DEFAULT_TITLE if title is None else title)
     return fig
+
+
+def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,
+         title: str | None = None, options: dict | None = None,
+         sources: dict[str, str] | None = None) -> Figure:
+    """The registry's entry point (``msdnet.figures.registry``): tables by name in, figure out."""
+    sources = sources or {}
+    return budgeted_figure(tables['budgeted'], reference=reference, title=title, source=sources.get('budgeted', 'budgeted table'))

@@ -38,3 +38,11 @@ def densenet_star_figure(anytime: pd.DataFrame, budgeted: pd.DataFrame,
         style.legend(right)
         fig.suptitle(DEFAULT_TITLE if title is None else title)
     return fig
+
+
+def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,
+         title: str | None = None, options: dict | None = None,
+         sources: dict[str, str] | None = None) -> Figure:
+    """The registry's entry point (``msdnet.figures.registry``): tables by name in, figure out."""
+    sources = sources or {}
+    return densenet_star_figure(tables['densenet_star_anytime'], tables['densenet_star_budgeted'], reference=reference, title=title, anytime_source=sources.get('densenet_star_anytime', 'anytime table'), budgeted_source=sources.get('densenet_star_budgeted', 'budgeted table'))

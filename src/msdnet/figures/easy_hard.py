@@ -121,7 +121,7 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
 def load_test_images(data_yaml: str | Path):
     """(images uint8 [N, C, H, W], ids [N], class names or None) of a data config's test split.
 
-    The YAML holds the ``DataConfig`` keys (``{name: digits, image_size: 32, root: data}``) or is
+    The file is a data summary (JSON, ``msdnet data --out``), or a YAML that holds the ``DataConfig`` keys (``{name: digits, image_size: 32, root: data}``) or is
     a recipe with a ``data:`` section. In-memory splits give their arrays; an image folder
     (ImageNet) gives a lazy reader of 224x224 centre crops.
     """
@@ -129,7 +129,15 @@ def load_test_images(data_yaml: str | Path):
     from ..data import DataConfig, load_data
 
     path = Path(data_yaml)
-    raw = load_yaml(path)
+    if path.suffix == ".json":     # a data summary written by `msdnet data --out`
+        import json
+
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))["config"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            raise DataError(f"{path}: not a data summary; re-create it with `msdnet data ... --out`") from None
+    else:
+        raw = load_yaml(path)
     if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
         raw = raw["data"]          # a recipe: use its data: section
     test = load_data(from_dict(DataConfig, raw, str(path))).test
@@ -161,3 +169,15 @@ class _FolderImages:
         with Image.open(self.samples[i][0]) as im:
             im = ImageOps.fit(im.convert("RGB"), (224, 224))
             return np.transpose(np.asarray(im, dtype=np.uint8), (2, 0, 1))
+
+
+def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,
+         title: str | None = None, options: dict | None = None,
+         sources: dict[str, str] | None = None) -> Figure:
+    """The registry's entry point: ``options`` holds ``images``, ``ids`` and ``class_names`` of
+    the test split, and optionally ``labels``, ``max_classes``, ``per_kind``."""
+    o = dict(options or {})
+    return easy_hard_figure(tables["easy_hard"], o["images"], o["ids"], labels=o.get("labels"),
+                            max_classes=o.get("max_classes", 4), per_kind=o.get("per_kind", 4),
+                            class_names=o.get("class_names"), title=title,
+                            source=(sources or {}).get("easy_hard", "easy-hard table"))

@@ -77,3 +77,11 @@ def staircase_figure(table: pd.DataFrame, title: str | None = None,
             style.legend(ax, loc="best")
         fig.suptitle(DEFAULT_TITLE if title is None else title)
     return fig
+
+
+def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,
+         title: str | None = None, options: dict | None = None,
+         sources: dict[str, str] | None = None) -> Figure:
+    """The registry's entry point (``msdnet.figures.registry``): tables by name in, figure out."""
+    sources = sources or {}
+    return staircase_figure(tables['staircase'], title=title, source=sources.get('staircase', 'staircase table'))

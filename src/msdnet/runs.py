@@ -1,0 +1,146 @@
+"""What identifies a training run, and where its files live.
+
+A run is its *resolved config*: the model YAML with its overrides, the recipe YAML with its
+overrides, and the seed. Two hashes name it:
+
+- the **run key** (:func:`run_key`): the resolved config without the seed and without the keys
+  that only say where or how fast a run goes (device, precision, data location, ...). Every seed
+  of one configuration shares it.
+- the **data key** (:func:`data_key`): the data section alone (without its location), shared
+  by every run trained on the same data and splits.
+
+The workflow lays runs out as ``results/<preset>/runs/<model>/<run key>/seed<k>/``, so an edited
+knob gives a new directory (a fresh run) and the old run stays where it was. ``msdnet train
+--expect-key`` checks that the config it resolves still has the key the workflow planned.
+
+Names that become path components or shell words (presets, models, ensembles, figures, data
+sets) must match :data:`NAME_PATTERN`; :func:`check_name` says so in one line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .errors import ConfigError
+from .io import stable_hash
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+_NAME = re.compile(NAME_PATTERN)
+# Data keys that say where a data set lives, not what it is.
+DATA_LOCATION_KEYS = ("root", "imagenet_dir")
+# Places the workflow may write to (relative to the repository root).
+OUTPUT_ROOTS = ("results", "figures")
+
+
+def check_name(name: Any, what: str, source: str = "<preset>") -> str:
+    """Return ``name`` if it is a safe path component / shell word, else a one-line ConfigError."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{source}: {what} {name!r} is not a valid name; use letters, digits, "
+                          f"'-' and '_' only, starting with a letter or digit")
+    return name
+
+
+def inside_outputs(path: str | Path, source: str = "<preset>") -> Path:
+    """``path`` if it resolves inside ``results/`` or ``figures/`` of the working directory."""
+    here = Path.cwd().resolve()
+    resolved = (here / path).resolve()
+    for root in OUTPUT_ROOTS:
+        if resolved.is_relative_to(here / root) and resolved != here / root:
+            return Path(path)
+    raise ConfigError(f"{source}: output path {path} leaves {' and '.join(OUTPUT_ROOTS)}/; "
+                      f"check the preset and model names")
+
+
+def yaml_scalar(value: Any) -> str:
+    """``value`` as one line of YAML (what ``--set KEY=VALUE`` parses back)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str], source: str) -> dict[str, dict]:
+    """Apply ``SECTION.KEY=VALUE`` overrides (VALUE parsed as YAML) to a recipe-like mapping."""
+    out: dict[str, dict] = {}
+    for section, body in recipe.items():
+        if body is not None and not isinstance(body, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values, "
+                              f"got {type(body).__name__}")
+        out[section] = dict(body or {})
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not name or not section:
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.epochs=5")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        out.setdefault(section, {})[name] = parsed
+    return out
+
+
+def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable[str] = ()):
+    """The :class:`msdnet.train.RunConfig` of a model YAML, a recipe YAML and ``--set`` overrides
+    (``model.KEY=...`` goes to the model config, ``data.``/``train.`` to the recipe)."""
+    from .config import load_yaml
+    from .train import make_run_config
+
+    model = load_yaml(model_file)
+    recipe = apply_overrides(load_yaml(recipe_file), overrides, str(recipe_file))
+    model.update(recipe.pop("model", {}))
+    return make_run_config(model, recipe, str(model_file), str(recipe_file))
+
+
+def run_identity(run) -> dict[str, Any]:
+    """The part of a RunConfig that determines its weights, minus the seed."""
+    from .train import EXECUTION_KEYS
+
+    d = run.to_dict()
+    d["data"] = {k: v for k, v in d["data"].items() if k not in DATA_LOCATION_KEYS}
+    d["train"] = {k: v for k, v in d["train"].items() if k not in EXECUTION_KEYS and k != "seed"}
+    return d
+
+
+def run_key(run) -> str:
+    """16 hex digits naming a configuration (every seed of it)."""
+    return stable_hash(run_identity(run))
+
+
+def data_key(run) -> str:
+    """16 hex digits naming the data set and its splits a run trains on."""
+    return stable_hash(run_identity(run)["data"])
+
+
+def run_dir(results: str | Path, model: str, key: str, seed: int) -> Path:
+    return Path(results) / "runs" / model / key / f"seed{seed}"
+
+
+def predictions_dir(results: str | Path, name: str, key: str, seed: int) -> Path:
+    return Path(results) / "predictions" / name / key / f"seed{seed}"
+
+
+def data_summary_path(results: str | Path, dataset: str, key: str) -> Path:
+    return Path(results) / "data" / f"{dataset}-{key}.json"
+
+
+def check_data_summary(path: str | Path, run) -> dict[str, Any]:
+    """Read a data summary (``msdnet data --out``) and check it describes ``run``'s data."""
+    import json
+
+    path = Path(path)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        prepared = {k: v for k, v in summary["config"].items() if k not in DATA_LOCATION_KEYS}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such data summary; prepare the data first (`msdnet data ... --out {path}`)") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigError(f"{path}: not a data summary; delete it and prepare the data again "
+                          f"(`msdnet data ... --out {path}`)") from None
+    if prepared != run_identity(run)["data"]:
+        diff = sorted(k for k in set(prepared) | set(run_identity(run)["data"])
+                      if prepared.get(k) != run_identity(run)["data"].get(k))
+        raise ConfigError(f"{path}: prepared for other data (differs in {', '.join(diff)}); "
+                          f"prepare this run's data (`msdnet data` with the same --set data.* keys)")
+    return summary

@@ -1,0 +1,178 @@
+"""The job planner's keys and its guards, without running a job: what an edit changes, and that
+no preset string can become a shell command or a path outside results/ and figures/."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msdnet.cli import main
+from msdnet.config import load_yaml
+from msdnet.errors import ConfigError
+from msdnet.figures.registry import FIGURES, TABLES
+from msdnet.workflow import Preset, validate_preset
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def _tiny() -> dict:
+    return load_yaml(REPO / "config" / "tiny.yaml")
+
+
+def _plan(cfg: dict) -> Preset:
+    return Preset(validate_preset(copy.deepcopy(cfg), "tiny.yaml"), "tiny.yaml")
+
+
+def _keys(p: Preset) -> dict:
+    return {m: p.run_of(m).key for m in p.models_needed()}
+
+
+def test_a_label_or_description_changes_no_run_or_prediction():
+    cfg = _tiny()
+    before = _plan(cfg)
+    edited = copy.deepcopy(cfg)
+    edited["description"] = "something else"
+    edited["figures"]["anytime"] = {f"{k} (renamed)": v for k, v in cfg["figures"]["anytime"].items()}
+    after = _plan(edited)
+    assert _keys(after) == _keys(before)
+    assert [str(after.predictions_dir(n, s)) for n, s in after.predictions_needed()] == \
+           [str(before.predictions_dir(n, s)) for n, s in before.predictions_needed()]
+    changed = [t for t in before.tables() if before.table_spec(t) != after.table_spec(t)]
+    assert changed == ["anytime"]
+    assert [f for f in before.figures if before.figure_spec(f) != after.figure_spec(f)] == ["anytime"]
+
+
+def test_a_model_knob_changes_exactly_the_runs_built_from_it():
+    cfg = _tiny()
+    before = _keys(_plan(cfg))
+    edited = copy.deepcopy(cfg)
+    edited["models"]["msdnet-small"]["set"]["n_blocks"] = 1
+    after = _keys(_plan(edited))
+    assert {m for m in before if before[m] != after[m]} == {"msdnet-small"}
+
+
+def test_recipe_knobs_change_every_run_but_execution_keys_change_none():
+    cfg = _tiny()
+    before = _keys(_plan(cfg))
+    epochs = copy.deepcopy(cfg)
+    epochs["recipe_set"]["train.epochs"] = 2
+    assert all(k != before[m] for m, k in _keys(_plan(epochs)).items())
+    fast = copy.deepcopy(cfg)
+    fast["recipe_set"].update({"train.progress": "bar", "train.device": "cpu", "data.root": "elsewhere"})
+    assert _keys(_plan(fast)) == before
+
+
+def test_ensemble_key_follows_its_members():
+    cfg = _tiny()
+    p = _plan(cfg)
+    edited = copy.deepcopy(cfg)
+    edited["models"]["resnet"]["set"]["depth"] = 14
+    q = _plan(edited)
+    assert p.key_of("ensemble-resnets") != q.key_of("ensemble-resnets")
+    assert p.key_of("resnet-mc") == q.key_of("resnet-mc")
+
+
+def test_a_per_model_data_override_gets_its_own_data_key():
+    cfg = copy.deepcopy(_tiny())
+    cfg["models"]["resnet"]["recipe_set"] = {"data.split_seed": 3}
+    p = _plan(cfg)
+    assert p.data_summary("resnet") != p.data_summary("msdnet")
+    assert len(p.data_plans()) == 2
+
+
+BAD_NAMES = ["a;touch X;b", "cifar100 $(touch X)", "..", "../../x", "a b", "-rf", "x/y", "`id`", ""]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+@pytest.mark.parametrize("where", ["preset", "model", "ensemble", "reference_dataset", "figure model",
+                                   "ensemble member"])
+def test_unsafe_names_are_refused_in_one_line(bad, where):
+    cfg = copy.deepcopy(_tiny())
+    if where == "preset":
+        cfg["preset"] = bad
+    elif where == "model":
+        cfg["models"][bad] = cfg["models"]["resnet"]
+    elif where == "ensemble":
+        cfg["ensembles"][bad] = ["resnet"]
+    elif where == "reference_dataset":
+        cfg["reference_dataset"] = bad
+    elif where == "figure model":
+        cfg["figures"]["anytime"]["X"] = bad
+    else:
+        cfg["ensembles"]["ens"] = [bad]
+    with pytest.raises(ConfigError) as exc:
+        validate_preset(cfg, "tiny.yaml")
+    assert "\n" not in str(exc.value) and "tiny.yaml" in str(exc.value)
+
+
+def test_unknown_figure_id_is_refused():
+    cfg = copy.deepcopy(_tiny())
+    cfg["figures"]["../x"] = {"MSDNet": "msdnet"}
+    with pytest.raises(ConfigError, match="figures"):
+        validate_preset(cfg, "tiny.yaml")
+
+
+def test_every_planned_path_stays_inside_results_and_figures():
+    p = _plan(_tiny())
+    paths = [p.model_file(m, s) for m, s in p.runs_needed()]
+    paths += [p.predictions_dir(n, s) for n, s in p.predictions_needed()]
+    paths += [p.data_summary(m) for m in p.models_needed()]
+    for path in paths:
+        assert (REPO / path).resolve().is_relative_to(REPO / "results" / "tiny")
+
+
+def test_the_registry_is_the_one_list_of_figures():
+    from msdnet.commands import figure as figure_command
+
+    schema = load_yaml(REPO / "workflow/schemas/config.schema.yaml")
+    assert "properties" not in schema["properties"]["figures"]     # filled in from the registry
+    assert figure_command.FIGURE_IDS == tuple(FIGURES)
+    for fid, spec in FIGURES.items():
+        assert spec.tables and all(TABLES[t.name][0] is spec for t in spec.tables)
+
+
+def test_a_malicious_preset_never_reaches_a_shell(tmp_path):
+    cfg = _tiny()
+    cfg["reference_dataset"] = f"cifar100 $(touch {tmp_path}/pwned)"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps(cfg))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run([str(BIN / "snakemake"), "-n", "figures", "--configfile", str(bad)], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "reference_dataset" in out.stdout + out.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_train_refuses_a_key_it_does_not_resolve_to(tmp_path, capsys):
+    p = _plan(_tiny())
+    run = p.run_of("resnet")
+    args = ["train", run.config, "--recipe", run.recipe, "--out", str(tmp_path / "r"),
+            "--expect-key", "0" * 16, *[f"--set={o}" for o in run.overrides]]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and run.key in err and not (tmp_path / "r").exists()
+
+
+def test_train_refuses_a_data_summary_of_other_data(tmp_path, capsys):
+    p = _plan(_tiny())
+    run = p.run_of("resnet")
+    summary = tmp_path / "data.json"
+    summary.write_text(json.dumps({"config": {"name": "digits", "image_size": 32}}))
+    args = ["train", run.config, "--recipe", run.recipe, "--out", str(tmp_path / "r"),
+            "--data", str(summary), *[f"--set={o}" for o in run.overrides]]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "data.json" in err and "image_size" in err
