@@ -58,18 +58,18 @@ SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 # The recipe. Every strength is the value at difficulty 1; an image of difficulty d gets d times it
 # (probabilities: the probability at d).
 DIFFICULTY_BETA = (1.2, 2.4)   # mean 1/3: many easy images, a tail of hard ones
-ROTATION_DEG = 40.0            # std of the rotation angle
+ROTATION_DEG = 45.0            # std of the rotation angle (clipped at 1.5 std)
 SCALE_LOG = 0.30               # std of log(scale); scale < 1 shrinks the digit
 SCALE_SHRINK = 0.25            # mean log-scale goes down by this much (hard digits are smaller)
 SHEAR = 0.45                   # std of the shear factor
 TRANSLATE = 0.30               # max shift, as a share of the image side
 STROKE = 1.0                   # blend towards a 3x3 dilation (+) or erosion (-): uniform in +-d
-CLUTTER_P = 0.9                # probability of a pasted piece of another digit
-CLUTTER_ALPHA = 0.9            # its brightness relative to the digit
+CLUTTER_P = 1.0                # probability of a pasted piece of another digit
+CLUTTER_ALPHA = 1.0            # its brightness relative to the digit
 OCCLUDE_P = 0.8                # probability of an occluder (block or line)
 OCCLUDE_SIZE = 0.45            # block side / line width scale, as a share of the image side
-CONTRAST = 0.75                # foreground-background distance shrinks to (1 - CONTRAST) at d = 1
-NOISE = 0.22                   # std of the Gaussian pixel noise on the [0, 1] scale
+CONTRAST = 0.5                 # foreground-background distance shrinks to (1 - CONTRAST) at d = 1
+NOISE = 0.10                   # std of the Gaussian pixel noise on the [0, 1] scale
 
 
 @dataclass
@@ -148,7 +148,7 @@ def source_split(cfg: DataConfig, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 def _affine(rng: np.random.Generator, d: np.ndarray, big_shift: bool = False) -> torch.Tensor:
     """Per-image ``[n, 2, 3]`` matrices mapping output to input coordinates (affine_grid's theta)."""
     n = len(d)
-    angle = np.deg2rad(rng.normal(0.0, ROTATION_DEG, n) * d)
+    angle = np.deg2rad(np.clip(rng.normal(0.0, 1.0, n), -1.5, 1.5) * ROTATION_DEG * d)   # no 6 <-> 9
     scale = np.exp(rng.normal(-SCALE_SHRINK * d, SCALE_LOG * d))
     shear = rng.normal(0.0, SHEAR, n) * d
     limit = 2.0 * TRANSLATE * (np.maximum(d, 0.75) if big_shift else d)
@@ -274,9 +274,15 @@ def generate(cfg: DataConfig, pools: dict[str, np.ndarray] | None = None) -> Har
                       params=_params(cfg, pools))
 
 
+RECIPE_KEYS = ("DIFFICULTY_BETA", "ROTATION_DEG", "SCALE_LOG", "SCALE_SHRINK", "SHEAR", "TRANSLATE",
+               "STROKE", "CLUTTER_P", "CLUTTER_ALPHA", "OCCLUDE_P", "OCCLUDE_SIZE", "CONTRAST", "NOISE")
+
+
 def _params(cfg: DataConfig, pools: dict[str, np.ndarray]) -> dict:
     return {
         "dataset": NAME, "recipe_version": RECIPE_VERSION, "image_size": cfg.image_size,
+        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in
+                   ((k, globals()[k]) for k in RECIPE_KEYS)},
         "seed": cfg.split_seed, "counts": _counts(cfg),
         "pools": {s: stable_hash(p.tolist()) for s, p in pools.items()},
     }
