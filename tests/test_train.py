@@ -79,7 +79,9 @@ def test_metrics_csv_has_every_exit(tmp_path):
         for col in (f"train_loss_exit{k}", f"train_acc_exit{k}", f"val_acc_exit{k}"):
             assert col in rows[0]
             assert 0.0 <= float(rows[-1][col]) <= (100.0 if "acc" in col else 50.0)
-    assert {"epoch", "lr", "seconds"} <= set(rows[0])
+    assert {"epoch", "lr"} <= set(rows[0]) and "seconds" not in rows[0]   # wall-clock: timing.csv
+    timing = list(csv.DictReader(open(tmp_path / "run" / "timing.csv")))
+    assert [int(r["epoch"]) for r in timing] == [1, 2] and all(float(r["seconds"]) > 0 for r in timing)
     assert float(rows[0]["lr"]) == pytest.approx(0.05)
     saved = yaml.safe_load(open(tmp_path / "run" / "config.yaml"))
     assert saved["config_hash"] == run.hash and saved["model"]["arch"] == "msdnet"

@@ -7,6 +7,7 @@ an override that does not exist is a mistake, not a silent default).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -19,13 +20,25 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
+class _NotFinite(ConfigError):
+    """A NaN or infinite float: wrong whatever type a union would try next."""
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing, unreadable or non-mapping file is a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; check the path")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config file as "
+                          "UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__}); check the "
+                          "path and its permissions") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -63,6 +76,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, where)
+            except _NotFinite:
+                raise
             except ConfigError:
                 continue
     elif origin is list:
@@ -83,6 +98,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _NotFinite(f"{where}: must be a finite number, got {value!r}; give a real value")
             return float(value)
     elif tp is str:
         if isinstance(value, str):

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from . import __version__
+from .errors import MsdnetError
+
+# The temporary names atomic_path makes: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp).
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash (or kill) inside the block leaves no half-written file at ``path``.
+    A crash (or kill) inside the block leaves no half-written file at ``path`` (a kill can leave
+    the temporary ``.NAME.XXXXXXXX.tmp``; :func:`remove_stale_temps` clears those). The file gets
+    the mode an ordinary ``open()`` would give it (0666 minus the umask), not mkstemp's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -36,6 +58,46 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed :func:`atomic_path` write left in ``directory``.
+
+    Only safe while no other process writes there (the trainer calls it under its run lock).
+    Returns the paths removed.
+    """
+    removed = []
+    for entry in Path(directory).iterdir():
+        if _TEMP_NAME.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: str | os.PathLike, busy: str) -> Iterator[Path]:
+    """Hold an exclusive, non-blocking ``flock`` on ``lock_path`` for the block.
+
+    If another process holds it, raise :class:`MsdnetError` with the message ``busy`` at once.
+    The lock file stays (removing it would let two processes lock two different files); the lock
+    itself goes with the process, so a killed holder never leaves a stale lock.
+    """
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MsdnetError(busy) from None
+        yield lock_path
+    finally:
+        os.close(fd)                       # closing the descriptor releases the lock
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

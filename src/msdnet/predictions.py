@@ -7,7 +7,13 @@ Keys:
     exit_params int64   [E]        cumulative parameters up to exit k
     sample_ids  int64   [N]        index of each image in its data set split
     meta        str                JSON: checkpoint_sha256, config_hash, split, dataset,
-                                   code_version, arch, model (config name) ...
+                                   split_seed, data (the data config), code_version, arch,
+                                   model (config name) ...
+
+:func:`check_pair` is the one check every analysis that takes a validation and a test file runs
+(budgeted, infer, easy-hard, the workflow): each file holds the split it is given as, both come
+from the same run (or ensemble) and the same data split, and they hold different images.
+Files without some meta keys (written by older versions) are checked on the keys they have.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from .errors import DataError
 from .io import atomic_path
 
 REQUIRED = ("logits", "labels", "exit_macs", "sample_ids", "meta")
+# Data-config keys that only say where the data lives: they may differ between two files of one
+# run (and ``msdnet predict --set-data`` may change them); every other key decides the images.
+LOCATION_KEYS = ("root", "imagenet_dir")
 
 
 @dataclass
@@ -48,6 +57,20 @@ class Predictions:
 
     def check(self, source: str = "<predictions>") -> "Predictions":
         """Raise DataError unless shapes and dtypes follow the contract."""
+        for key, kinds, want in (("logits", (np.floating,), "floating-point"),
+                                 ("labels", (np.integer,), "integer"),
+                                 ("sample_ids", (np.integer,), "integer"),
+                                 ("exit_macs", (np.integer, np.floating), "numeric")):
+            dtype = np.asarray(getattr(self, key)).dtype
+            if not any(np.issubdtype(dtype, k) for k in kinds) or dtype == np.bool_:
+                raise DataError(f"{source}: '{key}' must be {want}, got dtype {dtype}; the file was not "
+                                "written by msdnet predict: re-create it")
+        if self.exit_params is not None and not np.issubdtype(np.asarray(self.exit_params).dtype, np.integer):
+            raise DataError(f"{source}: 'exit_params' must be integer, got dtype "
+                            f"{np.asarray(self.exit_params).dtype}; re-create the file with msdnet predict")
+        if not isinstance(self.meta, dict):
+            raise DataError(f"{source}: 'meta' must be a JSON object, got {type(self.meta).__name__}; "
+                            "re-create the file with msdnet predict")
         if self.logits.ndim != 3:
             raise DataError(f"{source}: 'logits' must be [exits, images, classes], got shape {self.logits.shape}")
         e, n, c = self.logits.shape
@@ -97,15 +120,98 @@ def load(path: str | Path) -> Predictions:
                 raise DataError(f"{path}: not a predictions file (missing {', '.join(missing)}); "
                                 "re-create it with `msdnet predict`")
             meta = json.loads(str(z["meta"]))
-            preds = Predictions(
-                logits=z["logits"], labels=z["labels"].astype(np.int64),
-                exit_macs=z["exit_macs"].astype(np.float64),
-                sample_ids=z["sample_ids"].astype(np.int64), meta=meta,
-                exit_params=z["exit_params"].astype(np.int64) if "exit_params" in z.files else None,
-            )
+            arrays = {k: z[k] for k in ("logits", "labels", "exit_macs", "sample_ids", "exit_params")
+                      if k in z.files}
     except DataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
         raise DataError(f"{path}: corrupt predictions file ({type(exc).__name__}); "
                         "delete it and re-run `msdnet predict`") from None
-    return preds.check(str(path))
+    raw = Predictions(logits=arrays["logits"], labels=arrays["labels"], exit_macs=arrays["exit_macs"],
+                      sample_ids=arrays["sample_ids"], meta=meta, exit_params=arrays.get("exit_params"))
+    raw.check(str(path))                            # dtypes first: a cast would hide them
+    preds = Predictions(
+        logits=raw.logits, labels=raw.labels.astype(np.int64),
+        exit_macs=raw.exit_macs.astype(np.float64), sample_ids=raw.sample_ids.astype(np.int64),
+        meta=meta, exit_params=None if raw.exit_params is None else raw.exit_params.astype(np.int64))
+    return preds
+
+
+def _meta(preds: Predictions) -> dict[str, Any]:
+    return preds.meta if isinstance(preds.meta, dict) else {}
+
+
+def check_split(preds: Predictions, split: str, path: str | Path) -> None:
+    """Refuse a file whose recorded split is not ``split`` (files that record none pass)."""
+    recorded = _meta(preds).get("split")
+    if recorded is not None and recorded != split:
+        raise DataError(f"{path} holds the '{recorded}' split but is given as the {split} file; give "
+                        f"the {split}.npz that msdnet predict wrote for this run")
+
+
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """What says which trained model(s) a file comes from: for an ensemble its members' runs."""
+    if meta.get("kind") == "ensemble":
+        members = [m.get("meta") or {} for m in meta.get("members") or []]
+        return {"members": sorted(
+            (str(m.get("config_hash")), str(m.get("checkpoint_sha256"))) for m in members)}
+    return {k: meta[k] for k in ("config_hash", "checkpoint_sha256") if k in meta}
+
+
+def _data_keys(meta: dict[str, Any]) -> dict[str, Any]:
+    """The recorded data split: dataset, split_seed and the data config without location keys."""
+    out = {k: meta[k] for k in ("dataset", "split_seed") if k in meta}
+    if isinstance(meta.get("data"), dict):
+        out.update({f"data.{k}": v for k, v in meta["data"].items() if k not in LOCATION_KEYS})
+    return out
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    for key in a:
+        if key in b and a[key] != b[key]:
+            return key
+    return None
+
+
+def check_same_data(a: Predictions, b: Predictions, a_path: str | Path, b_path: str | Path) -> None:
+    """Refuse two files recorded on different data sets or data splits (keys both record)."""
+    da, db = _data_keys(_meta(a)), _data_keys(_meta(b))
+    key = _first_difference(da, db)
+    if key is not None:
+        raise DataError(f"{a_path} and {b_path} were recorded on different data ({key}: {da[key]!r} vs "
+                        f"{db[key]!r}); record both with msdnet predict from runs on the same data split")
+
+
+def check_pair(val: Predictions, test: Predictions, val_path: str | Path = "validation predictions",
+               test_path: str | Path = "test predictions") -> None:
+    """Refuse a validation and a test file that cannot be used together (one DataError line):
+
+    - a file that records another split than the one it is given as;
+    - files from different runs (config_hash or checkpoint_sha256 differ) or, for ensembles,
+      from different member runs;
+    - files recorded on different data (dataset, split_seed or another data-config key);
+    - files that hold the same images (the same set of sample_ids, in files that name their data
+      set: their ids are indices into it).
+    """
+    check_split(val, "val", val_path)
+    check_split(test, "test", test_path)
+    vm, tm = _meta(val), _meta(test)
+    if (vm.get("kind") == "ensemble") != (tm.get("kind") == "ensemble") and vm and tm:
+        raise DataError(f"{val_path} and {test_path}: one is an ensemble and the other is not; give the "
+                        "validation and test files of the same model")
+    vi, ti = _identity(vm), _identity(tm)
+    key = _first_difference(vi, ti)
+    if key is not None:
+        what = "ensembles of different runs" if key == "members" else f"different runs ({key} differs)"
+        raise DataError(f"{val_path} and {test_path} come from {what}; record both splits from the same "
+                        "checkpoint with msdnet predict")
+    check_same_data(val, test, val_path, test_path)
+    if ("dataset" in vm and "dataset" in tm and len(val) == len(test)
+            and np.array_equal(np.sort(val.sample_ids), np.sort(test.sample_ids))):
+        raise DataError(f"{val_path} and {test_path} hold the same images (identical sample_ids); "
+                        "thresholds must come from a held-out split: give the val and test files of "
+                        "one msdnet predict run")
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+        raise DataError(f"{path}: corrupt predictions file ({type(exc).__name__}); "

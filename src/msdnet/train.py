@@ -16,9 +16,11 @@ batch split across the ranks (:mod:`msdnet.distributed`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import pickle
 import random
 import signal
 import time
@@ -35,16 +37,24 @@ from tqdm import tqdm
 from . import distributed as ddp
 from .config import from_dict
 from .data import DataConfig, load_data
+from . import __version__
 from .errors import ConfigError, MsdnetError
-from .io import atomic_path, code_version, stable_hash, write_text_atomic
+from .io import (atomic_path, code_version, exclusive_lock, remove_stale_temps, stable_hash,
+                 write_bytes_atomic, write_text_atomic)
 from .models import MultiExitModel, build, parse
 from .precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
 
 __all__ = ["TrainConfig", "RunConfig", "Objective", "train", "train_step", "evaluate", "lr_at", "resolve_device",
-           "load_checkpoint"]
+           "load_checkpoint", "load_weights", "final_artifact", "write_final", "check_model_fits_data"]
 
 CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.csv"
+METRICS = "metrics.csv"        # one row per epoch, no wall-clock: identical runs give identical bytes
+TIMING = "timing.csv"          # epoch, seconds (wall-clock; differs from run to run)
+LOCK = ".lock"                 # flock'ed by the process training in the run directory
+FINAL_FORMAT = "msdnet-final-1"
+# Columns of a metrics row that measure the machine, not the run: kept in checkpoint.pt and
+# timing.csv, never in metrics.csv or the final artifact.
+WALL_CLOCK_COLUMNS = ("seconds",)
 # Keys that decide where and how fast a run goes, not what it computes: not part of the hash,
 # so a run may resume on another device, in another precision or with another process count.
 # precision changes the rounding of every step (as the device does); the checkpoint records
@@ -125,6 +135,10 @@ def make_run_config(model: dict[str, Any], recipe: dict[str, Any], model_source:
         raise ConfigError(f"{recipe_source}: unknown key '{unknown[0]}' (allowed keys: data, train)")
     if "data" not in recipe:
         raise ConfigError(f"{recipe_source}: missing section 'data' (e.g. data: {{name: digits}})")
+    for section in ("data", "train"):
+        if recipe.get(section) is not None and not isinstance(recipe[section], dict):
+            raise ConfigError(f"{recipe_source}: section '{section}' must be a mapping of keys to values, "
+                              f"got {type(recipe[section]).__name__}; write it as {section}: {{key: value}}")
     data = from_dict(DataConfig, recipe["data"] or {}, f"{recipe_source} [data]")
     train_cfg = from_dict(TrainConfig, recipe.get("train") or {}, f"{recipe_source} [train]")
     return RunConfig(model=dict(model), data=data, train=train_cfg)
@@ -149,7 +163,12 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG state as tensors and plain Python values, so ``torch.load(weights_only=True)``
+    reads it back (numpy's state tuple becomes a dict holding its key array as an int64 tensor)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -159,36 +178,125 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     """Restore :func:`_rng_state`. The states are CPU byte tensors whatever ``map_location`` the
     checkpoint was loaded with; CUDA states are restored for the devices this machine has."""
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
+    random.setstate(_as_tuples(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         for i, s in enumerate(state["cuda"][:torch.cuda.device_count()]):
             torch.cuda.set_rng_state(s.cpu(), i)
 
 
+def _as_tuples(value: Any) -> Any:
+    """random.setstate wants tuples; a state that went through a list-making codec is put back."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a run's ``checkpoint.pt`` or a final artifact (``msdnet train --final``).
+
+    Never unpickles: ``torch.load(weights_only=True)`` reads tensors and plain Python data only,
+    so a file that holds any other object (a pickle that would run code when loaded) is refused
+    with one line, and nothing in it runs.
+    """
     path = Path(path)
     if not path.is_file():
         raise MsdnetError(f"{path}: no such checkpoint; run `msdnet train` first")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc) or "global" in str(exc):
+            raise MsdnetError(f"{path}: refused: the file holds Python objects other than tensors and "
+                              "plain data, which msdnet never unpickles (they could run code); use a "
+                              "checkpoint written by `msdnet train`") from None
+        raise MsdnetError(f"{path}: corrupt checkpoint (UnpicklingError); delete it and re-run "
+                          "`msdnet train`") from None
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise MsdnetError(f"{path}: corrupt checkpoint ({type(exc).__name__}); delete it and re-run "
                           "`msdnet train`") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+    if (not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict)
+            or not isinstance(ckpt.get("config"), dict) or "model" not in ckpt["config"]):
         raise MsdnetError(f"{path}: not an msdnet checkpoint; delete it and re-run `msdnet train`")
     return ckpt
 
 
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+def load_weights(model: torch.nn.Module, state: Any, path: str | Path) -> None:
+    """``model.load_state_dict(state)``; weights that do not fit the model config are one line."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:2])[:200] if first else type(exc).__name__
+        raise MsdnetError(f"{path}: its weights do not match its model config ({detail}); the file was "
+                          "altered or mixed up; re-create it with `msdnet train`") from None
+
+
+def check_model_fits_data(model: MultiExitModel, model_config: dict[str, Any], bundle: Any,
+                          model_source: str, recipe_source: str) -> None:
+    """Refuse a model built for another image size or with fewer classes than the data has."""
+    want = tuple(int(v) for v in bundle.input_size)
+    have = tuple(int(v) for v in model.input_size)
+    if have != want:
+        what = "channels" if have[:1] != want[:1] else "image size"
+        raise ConfigError(f"{model_source}: input_size {list(have)} does not match the data "
+                          f"({bundle.name} in {recipe_source} gives {list(want)}, another {what}); set "
+                          f"input_size: {list(want)} in the model config or change the recipe's data")
+    n_classes = model_config.get("num_classes")
+    if isinstance(n_classes, int) and n_classes < bundle.num_classes:
+        raise ConfigError(f"{model_source}: num_classes {n_classes} is smaller than the "
+                          f"{bundle.num_classes} classes of {bundle.name} ({recipe_source}); set "
+                          f"num_classes: {bundle.num_classes}")
+
+
+def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The final artifact of a finished run: what the weights are and how they were made, and
+    nothing that differs between two identical runs (no optimizer, RNG, timestamps, wall-clock or
+    git commit). Keys: format, msdnet_version, model (state_dict on the CPU), config,
+    config_hash, epoch, epochs, num_exits, finished, metrics (rows without wall-clock columns)."""
+    return {
+        "format": FINAL_FORMAT,
+        "msdnet_version": __version__,
+        "model": {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()},
+        "config": ckpt["config"],
+        "config_hash": ckpt["config_hash"],
+        "epoch": int(ckpt["epoch"]),
+        "epochs": int(ckpt["config"]["train"]["epochs"]),
+        "num_exits": int(ckpt["num_exits"]),
+        "finished": bool(ckpt["finished"]),
+        "metrics": [_deterministic_row(r) for r in ckpt["metrics"]],
+    }
+
+
+def write_final(path: str | Path, ckpt: dict[str, Any]) -> None:
+    """Write :func:`final_artifact` byte-deterministically and atomically.
+
+    ``torch.save`` to a file name names the archive's inner folder after the file, so the bytes
+    would depend on the (temporary) name; saving to a buffer names it ``archive`` always.
+    """
+    buf = io.BytesIO()
+    torch.save(final_artifact(ckpt), buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _deterministic_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in WALL_CLOCK_COLUMNS}
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     cols = list(rows[0])
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols)
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+def _write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``metrics.csv`` (deterministic) and ``timing.csv`` (epoch, seconds) from the rows."""
+    _write_csv(out / METRICS, [_deterministic_row(r) for r in rows])
+    _write_csv(out / TIMING, [{"epoch": r["epoch"], "seconds": r["seconds"]} for r in rows if "seconds" in r])
 
 
 def objective(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor,
@@ -264,33 +372,60 @@ def _tqdm_disable(mode: str) -> bool | None:
     return {"auto": None, "bar": False, "none": True}[mode]   # tqdm's `disable`
 
 
-def train(run: RunConfig, out_dir: str | Path, *, log=print) -> dict[str, Any]:
+def train(run: RunConfig, out_dir: str | Path, *, log=print, final: str | Path | None = None,
+          model_source: str = "model config", recipe_source: str = "recipe") -> dict[str, Any]:
     """Train (or resume) a run in ``out_dir``; returns the final checkpoint dict.
+
+    The run directory is locked (``flock`` on ``out_dir/.lock``) for the whole run: a second
+    process training into it fails at once. ``final``: when training has finished, also write
+    the byte-deterministic final artifact (:func:`write_final`) there. ``model_source`` and
+    ``recipe_source`` name the files in error messages.
 
     Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 alone writes files
     and logs, and every rank returns the same checkpoint dict.
     """
     ctx, device = ddp.setup(resolve_device(run.train.device))
     try:
-        return _train(run, Path(out_dir), ctx, device, log if ctx.is_main else (lambda *_: None))
+        return _train(run, Path(out_dir), ctx, device, log if ctx.is_main else (lambda *_: None),
+                      None if final is None else Path(final), model_source, recipe_source)
     finally:
         ddp.teardown(ctx)
 
 
-def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, log) -> dict[str, Any]:
+def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, log, final: Path | None,
+           model_source: str, recipe_source: str) -> dict[str, Any]:
     cfg = run.train
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed only
-    model = build(run.model, "model config").to(device)
+    model = build(run.model, model_source).to(device)
     if not ctx.is_main:
         ddp.barrier(ctx)                           # rank 0 downloads / writes the split file first
     bundle = load_data(run.data)
     if ctx.is_main:
         ddp.barrier(ctx)
+    check_model_fits_data(model, run.model, bundle, model_source, recipe_source)
     if len(cfg.exit_weights or [0] * model.num_exits) != model.num_exits:
-        raise ConfigError(f"train.exit_weights has {len(cfg.exit_weights)} entries but the model has "
-                          f"{model.num_exits} exits; give one weight per exit")
+        raise ConfigError(f"{recipe_source}: train.exit_weights has {len(cfg.exit_weights)} entries but "
+                          f"the model has {model.num_exits} exits; give one weight per exit")
+    with contextlib.ExitStack() as stack:
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(
+                out / LOCK, f"{out} is being trained by another process (lock {out / LOCK}); wait for "
+                            "it or use another --out"))
+            for stale in remove_stale_temps(out):
+                log(f"removed {stale}, left by an interrupted write")
+        ckpt = _train_locked(run, out, ctx, device, log, model, bundle)
+        if final is not None and ctx.is_main:
+            if not ckpt.get("finished"):
+                raise MsdnetError(f"{out}: training did not finish; re-run to resume")
+            write_final(final, ckpt)
+        return ckpt
+
+
+def _train_locked(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, log,
+                  model: MultiExitModel, bundle) -> dict[str, Any]:
+    cfg = run.train
+    ckpt_path = out / CHECKPOINT
     weights = torch.tensor(cfg.exit_weights or [1.0] * model.num_exits, device=device)
     policy = decide(device, cfg, distributed=ctx.enabled, static_graph=model.static_graph)
     if ctx.enabled:
@@ -309,14 +444,18 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
         if ckpt.get("config_hash") != run.hash:
             raise MsdnetError(f"{ckpt_path} was written for a different config (hash "
                               f"{ckpt.get('config_hash')} != {run.hash}); use another --out or delete it")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        rows = list(ckpt["metrics"])
-        start = int(ckpt["epoch"])
+        load_weights(model, ckpt["model"], ckpt_path)
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            if ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            _set_rng_state(ckpt["rng"])
+            rows = list(ckpt["metrics"])
+            start = int(ckpt["epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise MsdnetError(f"{ckpt_path}: not a resumable checkpoint ({type(exc).__name__}: {exc}"[:300]
+                              + "); delete it and re-run `msdnet train`") from None
         if start >= cfg.epochs:
             log(f"{ckpt_path}: already trained for {start} epochs; nothing to do")
             return ckpt
@@ -357,7 +496,7 @@ def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, lo
         if ctx.is_main:
             with atomic_path(ckpt_path) as tmp:
                 torch.save(ckpt, tmp)
-            _write_metrics(out / METRICS, rows)
+            _write_metrics(out, rows)
         ddp.barrier(ctx)                          # the checkpoint exists before any rank goes on
         k_range = range(1, model.num_exits + 1)
         accs = " ".join(f"{a:.1f}" for a in (val_acc or [row[f"train_acc_exit{k}"] for k in k_range]))

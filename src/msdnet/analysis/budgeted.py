@@ -80,7 +80,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..predictions import Predictions
+from ..predictions import Predictions, check_pair as check_provenance
 from .common import check_measure, exit_scores, json_list, json_number
 
 _FLOOR_RTOL = 1e-12
@@ -222,8 +222,13 @@ class BudgetedPoint:
 
 
 def check_pair(val: Predictions, test: Predictions, val_name: str = "validation predictions",
-               test_name: str = "test predictions") -> None:
-    """Raise one DataError line naming the files unless val and test can be used together."""
+               test_name: str = "test predictions", provenance: bool = True) -> None:
+    """Raise one DataError line naming the files unless val and test can be used together:
+    the same exits, classes and costs, and (``provenance``) the checks of
+    :func:`msdnet.predictions.check_pair` (the right splits, one run, one data split, different
+    images)."""
+    if provenance:
+        check_provenance(val, test, val_name, test_name)
     if val.num_exits != test.num_exits:
         raise DataError(f"{val_name} has {val.num_exits} exits but {test_name} has {test.num_exits}; "
                         "both must come from the same model")
@@ -244,13 +249,22 @@ def check_pair(val: Predictions, test: Predictions, val_name: str = "validation 
 
 
 class BudgetedEvaluator:
-    """Confidences computed once per split; evaluates any p (or q) cheaply."""
+    """Confidences computed once per split; evaluates any p (or q) cheaply.
 
-    def __init__(self, val: Predictions, test: Predictions, confidence: str = "max_prob",
+    ``val`` and ``test`` pass :func:`check_pair` (so every caller, the workflow included, refuses
+    a mixed-up pair). ``test=None``: thresholds from ``val`` alone (the test fields of a point
+    then describe ``val``), as ``msdnet infer`` needs.
+    """
+
+    def __init__(self, val: Predictions, test: Predictions | None, confidence: str = "max_prob",
                  model: str | None = None, val_name: str = "validation predictions",
                  test_name: str = "test predictions"):
         check_measure(confidence)
-        check_pair(val, test, val_name, test_name)
+        if test is None:
+            test, test_name = val, val_name
+            check_pair(val, test, val_name, test_name, provenance=False)
+        else:
+            check_pair(val, test, val_name, test_name)
         self.confidence = confidence
         self.model = model or _name_of(test, val)
         self.macs = np.asarray(test.exit_macs, dtype=np.float64)

@@ -7,11 +7,14 @@ Step m (1-based) predicts the mean softmax probability of the first m members; t
 always finite and ``softmax(logits[m-1])`` reproduces the mean probability).
 ``exit_macs[m-1]`` = sum of the full MACs of the first m members; ``exit_params`` likewise when
 every member has parameters (else absent). Labels and sample_ids must be identical (same order)
-across members, and so must the number of classes. ``meta`` records:
+across members, and so must the number of classes; members that record their split, data set,
+split_seed or data config must agree on them (``msdnet.predictions.check_same_data``).
+``meta`` records:
     kind            "ensemble"
     model           the name given (default "ensemble")
     members         [{"file", "macs", "params", "meta"}, ...] in ensemble order
-    split, dataset  copied when every member agrees on them
+    split, dataset, split_seed, data
+                    copied when every member records the same value
 The result follows the predictions contract with E = number of members, so ``msdnet anytime``
 and ``msdnet budgeted`` read it like any multi-exit model.
 """
@@ -23,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..predictions import Predictions
+from ..predictions import Predictions, check_same_data
 from .common import log_softmax
 
 
@@ -36,6 +39,18 @@ def build_ensemble(members: Sequence[Predictions], names: Sequence[str] | None =
     if len(names) != len(members):
         raise ValueError("names and members differ in length")
     ref, ref_name = members[0], names[0]
+    splits = {}
+    for pr, name in zip(members, names):
+        split = pr.meta.get("split") if isinstance(pr.meta, dict) else None
+        if split is not None:
+            splits.setdefault(split, name)
+    if len(splits) > 1:
+        (s1, n1), (s2, n2) = list(splits.items())[:2]
+        raise DataError(f"{n1} holds the '{s1}' split but {n2} the '{s2}' split; ensemble members must "
+                        "be predictions of one split")
+    for i in range(len(members)):
+        for j in range(i + 1, len(members)):
+            check_same_data(members[i], members[j], names[i], names[j])
     for pr, name in zip(members[1:], names[1:]):
         if pr.num_classes != ref.num_classes:
             raise DataError(f"{name} has {pr.num_classes} classes but {ref_name} has "
@@ -70,7 +85,7 @@ def build_ensemble(members: Sequence[Predictions], names: Sequence[str] | None =
                      else None,
                      "meta": members[i].meta} for i in order],
     }
-    for key in ("split", "dataset"):
+    for key in ("split", "dataset", "split_seed", "data"):
         values = [pr.meta.get(key) if isinstance(pr.meta, dict) else None for pr in members]
         if values[0] is not None and all(v == values[0] for v in values):
             meta[key] = values[0]

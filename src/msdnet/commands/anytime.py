@@ -6,7 +6,7 @@ import argparse
 
 from ..analysis.anytime import anytime_table
 from ..analysis.common import dumps, format_table, records, write_csv
-from ..predictions import load
+from ..predictions import check_split, load
 
 HELP = "anytime prediction: accuracy (top-1 %) and cumulative MACs per exit of a predictions file"
 
@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    df = anytime_table(load(args.test), model=args.model)
+    preds = load(args.test)
+    check_split(preds, "test", args.test)
+    df = anytime_table(preds, model=args.model)
     if args.csv:
         write_csv(df, args.csv)
     if args.json:

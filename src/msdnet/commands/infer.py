@@ -10,8 +10,10 @@ Thresholds (exactly one source):
 
 Costs are those of the run's evaluation mode: with lazy evaluation (the default for MSDNet;
 ``--no-lazy`` to turn it off) the per-exit costs C_k are ``count_costs(model, lazy=True)``, so
---budget is a budget for lazy evaluation. The validation file must come from the same checkpoint
-(its ``checkpoint_sha256``, when recorded, must match) and from another split than --split.
+--budget is a budget for lazy evaluation. The validation file must hold the val split, come from
+the same checkpoint (its ``checkpoint_sha256`` and ``config_hash``, when recorded, must match) and
+from the checkpoint's data split (dataset, split_seed, data config); --split must be another split.
+--set-data may change only where the data lives (root, imagenet_dir).
 
 Runs, in order: one warm-up batch (untimed), a counted run (MACs measured with the op counter;
 per-image results), then --repeat times: a timed full evaluation (``model(x)``, every exit) and a
@@ -33,29 +35,27 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..analysis.budgeted import BudgetedEvaluator
 from ..analysis.common import CONFIDENCES, dumps, json_list, json_number, write_csv
-from ..config import from_dict
 from ..cost import count_costs
-from ..data import DataConfig, iterate_batches, load_data
+from ..data import iterate_batches, load_data
 from ..errors import MsdnetError
 from ..inference import (normalize_thresholds, run_early_exit, speedup, time_full_evaluation)
 from ..io import sha256_file
-from ..models import build
-from ..predictions import load
-from ..train import load_checkpoint, resolve_device
+from ..predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
+from ..predictions import LOCATION_KEYS, check_split, load
+from ..train import check_model_fits_data, load_checkpoint, resolve_device
 
 HELP = "real early-exit inference of a checkpoint with budgeted-batch thresholds (wall-clock, MACs)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint.pt written by msdnet train")
+    p.add_argument("checkpoint", help="checkpoint.pt or the --final file written by msdnet train")
     p.add_argument("--val", metavar="VAL.npz",
                    help="held-out predictions of this checkpoint (msdnet predict) to derive thresholds")
     p.add_argument("--p", type=float, metavar="P", help="with --val: exit shares q_k ~ P^k (the paper's sweep)")
@@ -73,7 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-lazy", action="store_true", help="turn lazy evaluation off")
     p.add_argument("--repeat", type=int, default=1, help="timed repetitions; the best is reported")
     p.add_argument("--set-data", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a data key of the checkpoint's config, e.g. root=data (repeatable)")
+                   help="where the checkpoint's data lives: root=DIR or imagenet_dir=DIR (repeatable); "
+                        "keys that decide the splits cannot change")
     p.add_argument("--allow-unfinished", action="store_true", help="use a run that has not finished training")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--csv", metavar="OUT.csv", help="write the per-image results as CSV")
@@ -99,7 +100,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | None, digest: str,
-                         exit_macs: np.ndarray) -> tuple[np.ndarray, dict]:
+                         exit_macs: np.ndarray, ckpt: dict, data_cfg) -> tuple[np.ndarray, dict]:
     val = load(args.val)
     if val.num_exits != model.num_exits:
         raise MsdnetError(f"{args.val} has {val.num_exits} exits but the checkpoint's model has "
@@ -115,11 +116,26 @@ def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | Non
     if isinstance(val.meta, dict) and val.meta.get("split") == args.split:
         raise MsdnetError(f"{args.val} holds the '{args.split}' split, the split being classified; "
                           "thresholds must come from a held-out split (msdnet predict --splits val)")
+    check_split(val, "val", args.val)
+    meta = val.meta if isinstance(val.meta, dict) else {}
+    if "config_hash" in meta and meta["config_hash"] != ckpt.get("config_hash"):
+        raise MsdnetError(f"{args.val} was recorded from a run with another config (config_hash "
+                          f"{meta['config_hash']} != {ckpt.get('config_hash')}); re-run msdnet predict on "
+                          f"{args.checkpoint}")
+    want = {"dataset": data_cfg.name, "split_seed": data_cfg.split_seed}
+    want.update({f"data.{k}": v for k, v in asdict(data_cfg).items() if k not in LOCATION_KEYS})
+    have = {k: meta[k] for k in ("dataset", "split_seed") if k in meta}
+    if isinstance(meta.get("data"), dict):
+        have.update({f"data.{k}": v for k, v in meta["data"].items() if k not in LOCATION_KEYS})
+    for key, value in have.items():
+        if key in want and want[key] != value:
+            raise MsdnetError(f"{args.val} was recorded on other data than {args.checkpoint} uses ({key}: "
+                              f"{value!r} vs {want[key]!r}); re-run msdnet predict on {args.checkpoint}")
     if len(val) == 0:
         raise MsdnetError(f"{args.val} holds no images; thresholds need a validation split")
     # the run's own cost model (lazy or not), so that --budget is a budget for this run
     val = replace(val, exit_macs=exit_macs.astype(np.float64))
-    ev = BudgetedEvaluator(val, val, args.confidence, val_name=args.val, test_name=args.val)
+    ev = BudgetedEvaluator(val, None, args.confidence, val_name=args.val)
     point = ev.point(args.p) if args.p is not None else ev.at_budget(args.budget)
     source = {"mode": "p" if args.p is not None else "budget", "p": json_number(point.p),
               "budget": json_number(args.budget), "val": str(args.val),
@@ -134,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
         raise MsdnetError(f"{args.checkpoint}: training stopped after epoch {ckpt.get('epoch')}; "
                           "re-run `msdnet train` to finish it (or pass --allow-unfinished)")
     config = ckpt["config"]
+    data_cfg = checkpoint_data_config(ckpt, args.checkpoint, parse_data_overrides(args.set_data))
     dev = resolve_device(args.device)
-    model = build(config["model"], str(args.checkpoint))
-    model.load_state_dict(ckpt["model"])
+    model = model_from_checkpoint(ckpt, args.checkpoint)
     model.to(dev).eval()
     lazy = not args.no_lazy
     exit_macs = np.array([c.macs for c in count_costs(model, lazy=lazy)], dtype=np.int64)
@@ -153,14 +169,10 @@ def run(args: argparse.Namespace) -> int:
                                   "val_avg_macs": None, "val_accuracy": None}
     else:
         theta, source = _thresholds_from_val(args, model, config["model"].get("num_classes"),
-                                             sha256_file(args.checkpoint), exit_macs)
+                                             sha256_file(args.checkpoint), exit_macs, ckpt, data_cfg)
 
-    overrides = {}
-    for item in args.set_data:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
-    data_cfg = from_dict(DataConfig, {**config["data"], **overrides}, f"{args.checkpoint} [data]")
     bundle = load_data(data_cfg)
+    check_model_fits_data(model, config["model"], bundle, str(args.checkpoint), f"{args.checkpoint} [data]")
     if args.split == "val" and bundle.val is None:
         raise MsdnetError(f"{args.checkpoint}: the run was trained without a held-out split "
                           "(data.val_size: 0), so there is no val split to classify")

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-import shutil
-from pathlib import Path
-
 import yaml
 
 from ..config import load_yaml
-from ..errors import ConfigError, MsdnetError
-from ..io import atomic_path
-from ..train import CHECKPOINT, make_run_config, train
+from ..errors import ConfigError
+from ..train import make_run_config, train
 
 HELP = "train a model config with a recipe (data + optimisation); re-running resumes"
 
@@ -22,21 +18,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", required=True, help="recipe YAML with sections data: and train:")
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, metrics.csv, config.yaml)")
     p.add_argument("--final", metavar="FILE",
-                   help="when training has finished, also save the final checkpoint here (the file a "
-                        "workflow declares as output; checkpoint.pt stays the resume state)")
+                   help="when training has finished, also write the final artifact here: weights, "
+                        "config, epochs and metrics, byte-identical for identical runs (no optimizer, "
+                        "RNG or timings); checkpoint.pt stays the resume state")
+    p.add_argument("--expect-key", metavar="KEY",
+                   help="refuse to train unless the resolved config has this run key (the workflow "
+                        "passes the key in the run's path; see msdnet.runs)")
+    p.add_argument("--data", metavar="SUMMARY.json",
+                   help="the data summary written by `msdnet data --out`; refuse to train unless it "
+                        "describes this run's data")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key, e.g. --set train.epochs=5 --set data.root=data "
                         "--set model.dense=false (VALUE is parsed as YAML); repeatable")
 
 
 def apply_overrides(recipe: dict, overrides: list[str], source: str) -> dict:
+    for k, v in recipe.items():
+        if v is not None and not isinstance(v, dict):
+            raise ConfigError(f"{source}: section '{k}' must be a mapping of keys to values, got "
+                              f"{type(v).__name__} {v!r}"[:200] + f"; write it as {k}: {{key: value, ...}}")
     recipe = {k: dict(v or {}) for k, v in recipe.items()}
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.epochs=5")
-        recipe.setdefault(section, {})[name] = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it or fix it") from None
+        recipe.setdefault(section, {})[name] = parsed
     return recipe
 
 
@@ -45,10 +56,18 @@ def run(args: argparse.Namespace) -> int:
     recipe = apply_overrides(load_yaml(args.recipe), args.set, args.recipe)
     model.update(recipe.pop("model", {}))
     run_cfg = make_run_config(model, recipe, args.model, args.recipe)
-    ckpt = train(run_cfg, args.out)
-    if args.final:
-        if not ckpt.get("finished"):
-            raise MsdnetError(f"{args.out}: training did not finish; re-run to resume")
-        with atomic_path(args.final) as tmp:
-            shutil.copyfile(Path(args.out) / CHECKPOINT, tmp)
+    check_planned(run_cfg, args)
+    train(run_cfg, args.out, final=args.final, model_source=args.model, recipe_source=args.recipe)
     return 0
+
+
+def check_planned(run_cfg, args: argparse.Namespace) -> None:
+    """The workflow's guards: the run key it planned, and the data it prepared."""
+    from ..runs import check_data_summary, run_key
+
+    if args.expect_key and run_key(run_cfg) != args.expect_key:
+        raise ConfigError(f"{args.model}: this config resolves to run {run_key(run_cfg)}, not the "
+                          f"planned {args.expect_key} (a config file changed after planning); "
+                          "re-run the workflow")
+    if args.data:
+        check_data_summary(args.data, run_cfg)

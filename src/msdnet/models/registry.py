@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from ..config import from_dict, load_yaml
 from ..errors import ConfigError
 from .base import MultiExitModel
+from .size import check_size
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,15 @@ def parse(config: Mapping[str, Any], source: str = "<config>") -> Any:
 
 
 def build(config: Mapping[str, Any], source: str = "<config>") -> MultiExitModel:
-    """Build a MultiExitModel from a model config mapping with an ``arch`` key."""
+    """Build a MultiExitModel from a model config mapping with an ``arch`` key.
+
+    An absurdly large config (too deep, too many parameters; :mod:`msdnet.models.size`) is a
+    ConfigError naming its size knobs, raised before anything is allocated.
+    """
     cfg = parse(config, source)
-    return _REGISTRY[config["arch"]].builder(cfg)
+    family = _REGISTRY[config["arch"]]
+    check_size(family.name, cfg, dict(config), family.builder, source)
+    return family.builder(cfg)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
