@@ -15,14 +15,14 @@ from msdnet.errors import DataError
 from msdnet.predictions import load, save
 
 
-def members(seed=0, n=30, c=6, costs=(300.0, 100.0, 200.0), labels=None):
+def members(seed=0, n=30, c=6, costs=(300.0, 100.0, 200.0), labels=None, split="test"):
     rng = np.random.default_rng(seed)
     if labels is None:
         labels = rng.integers(0, c, size=n)
     out = []
     for i, cost in enumerate(costs):
         pr = make_predictions(rng, n_exits=1 + i % 2, n_images=n, n_classes=c, labels=labels,
-                              meta={"model": f"m{i}", "split": "test"})
+                              meta={"model": f"m{i}", "split": split})
         pr.exit_macs = pr.exit_macs / pr.exit_macs[-1] * cost  # full cost = cost
         pr.exit_params = np.cumsum(np.full(pr.num_exits, 10 * (i + 1)))
         out.append(pr)
@@ -75,7 +75,7 @@ def test_mismatched_members_are_rejected():
 def test_round_trip_and_cli(tmp_path, capsys):
     paths = {}
     for split, seed in (("val", 1), ("test", 2)):
-        ms = members(seed=seed, costs=(300.0, 100.0))
+        ms = members(seed=seed, costs=(300.0, 100.0), split=split)
         files = []
         for i, m in enumerate(ms):
             p = tmp_path / f"{split}_m{i}.npz"

@@ -46,7 +46,7 @@ def test_predict_writes_contract(trained, capsys):
         assert preds.meta["code_version"]
         assert len(preds.meta["exit_macs_lazy"]) == 2
     # the recorded logits are the model's own on the unaugmented split
-    state = torch.load(ckpt, weights_only=False)["model"]
+    state = torch.load(ckpt, weights_only=True)["model"]
     model.load_state_dict(state)
     model.eval()
     x, y, ids = next(iterate_batches(bundle, "test", 8))

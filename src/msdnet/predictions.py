@@ -211,7 +211,3 @@ def check_pair(val: Predictions, test: Predictions, val_path: str | Path = "vali
         raise DataError(f"{val_path} and {test_path} hold the same images (identical sample_ids); "
                         "thresholds must come from a held-out split: give the val and test files of "
                         "one msdnet predict run")
-    except DataError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
-        raise DataError(f"{path}: corrupt predictions file ({type(exc).__name__}); "
