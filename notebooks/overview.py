@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -20,26 +20,36 @@
 # tables, and redraws the figure with the same function (`msdnet.figures`). A missing table is
 # skipped with a printed note, so the notebook runs on a partial `results/` too.
 #
-# This file is a jupytext "percent" notebook (plain Python, diffs well). To run it:
+# The workflow executes it into `results/<preset>/notebooks/overview.ipynb`, running it in that
+# folder, so its paths are relative to it: `results_dir = ".."`, figures in
+# `../../../figures/<preset>`. Browse it with `make lab` (JupyterLab on that folder; `make lab
+# PRESET=tiny`, `make lab CONFIG=config/paper-cifar100.yaml`). The executed `.ipynb` is paired
+# with `overview.py` beside it (jupytext, `formats: ipynb,py:percent`): saving in JupyterLab
+# updates both, and `jupytext --sync results/<preset>/notebooks/overview.ipynb` brings them in
+# step from a shell. The source of truth is `notebooks/overview.py` in the repository (copy
+# edits back there). To run it by hand (it runs in the folder of `--out`):
 #
 # ```
-# jupytext --to ipynb notebooks/overview.py -o overview.ipynb
-# papermill overview.ipynb results/mini/notebooks/overview.ipynb \
-#     -p results_dir results/mini -p figures_dir figures/mini -p preset mini
+# msdnet notebook notebooks/overview.py --out results/mini/notebooks/overview.ipynb \
+#     --path results_dir results/mini --path figures_dir figures/mini --path repo_dir . -p preset mini
 # ```
 #
-# or open it in Jupyter (with jupytext installed) and run all cells. Optional parameters:
-# `reference_csv` + `dataset` draw the paper's points on the MACs figures; `data_yaml` (a data
-# config) makes the easy-hard section redraw from the test images; without it, it shows
-# `{figures_dir}/easy-hard.png`, or redraws from `{results_dir}/data.yaml` when there is no PNG.
+# Optional parameters: `reference_csv` + `dataset` draw the paper's points on the MACs figures;
+# `data_summary` (a data summary JSON, `msdnet data --out`, or a data YAML) makes the easy-hard
+# section redraw from the test images instead of showing `{figures_dir}/easy-hard.png`.
 
 # %% tags=["parameters"]
-results_dir = "results/mini"
-figures_dir = "figures/mini"
+# Paths are relative to the folder the notebook runs in (results/<preset>/notebooks/). Run from
+# the repository root instead, it needs e.g. results_dir = "results/mini", figures_dir = "figures/mini",
+# repo_dir = ".".
+results_dir = ".."          # results/<preset>
+figures_dir = None          # None: <repo_dir>/figures/<name of results_dir>
+repo_dir = "../../.."       # the repository: relative data roots (data summaries) resolve from it
 preset = "mini"
-reference_csv = None
-dataset = None
-data_yaml = None
+reference_csv = None        # the paper's points (data/paper/reference_points.csv)
+dataset = None              # ... of this data set (the preset's reference_dataset)
+data_summary = None         # easy-hard images from this data config (default: the PNG, else results/data/)
+data_yaml = None            # older name of data_summary
 
 # %%
 import io
@@ -49,24 +59,19 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from msdnet import figures as F
+from msdnet.commands.notebook import find_data_summary, load_test_split, locate, read_data_config
 from msdnet.errors import MsdnetError
 from msdnet.figures import summary
 
 pd.set_option("display.precision", 2)
 pd.set_option("display.width", 160)
 
-
-def _resolve(path):
-    """A path as given, else relative to the repository root (when run from notebooks/)."""
-    p = Path(path)
-    if not p.exists() and not p.is_absolute() and (Path("..") / p).exists():
-        return Path("..") / p
-    return p
-
-
-RESULTS, FIGURES = _resolve(results_dir), _resolve(figures_dir)
+WHERE = locate(results_dir, repo_dir, figures_dir, preset)
+RESULTS, FIGURES, REPO = WHERE["results"], WHERE["figures"], WHERE["repo"]
 TABLES = RESULTS / "tables"
-print(f"preset {preset}: tables from {TABLES}, figures in {FIGURES}")
+print(f"preset {preset}, run in {Path.cwd()}: tables from {TABLES}, figures in {FIGURES}")
+if not TABLES.is_dir():
+    print(f"no {TABLES} (from {Path.cwd()}): pass results_dir relative to the notebook's folder")
 
 
 def table(name):
@@ -97,7 +102,7 @@ def attempt(what, fn, *args, **kwargs):
 
 REFERENCE = None
 if reference_csv and dataset:
-    REFERENCE = attempt("the paper's points", F.load_reference, _resolve(reference_csv), dataset)
+    REFERENCE = attempt("the paper's points", F.load_reference, Path(reference_csv), dataset)
     if REFERENCE is not None:
         print(f"the paper's points for {dataset}: {len(REFERENCE)} points, "
               f"{REFERENCE['curve'].nunique()} curves")
@@ -170,19 +175,26 @@ if easy_hard is not None:
     if {"label", "kind"} <= set(easy_hard.columns):
         display(easy_hard.groupby(["label", "kind"]).size().unstack(fill_value=0))
     png = FIGURES / "easy-hard.png"
-    data_config = _resolve(data_yaml) if data_yaml else RESULTS / "data.yaml"
-    if png.exists() and not data_yaml:
+    given = data_summary or data_yaml
+    if png.exists() and not given:
         display(Image(filename=str(png)))
-    elif data_config.is_file():
-        loaded = attempt("test images", F.load_test_images, data_config)
-        if loaded is not None:
-            images, ids, names = loaded
-            fig = attempt("easy-hard figure", F.easy_hard_figure, easy_hard, images, ids,
-                          class_names=names)
-            if fig is not None:
-                show(fig)
     else:
-        print(f"no images: pass data_yaml (a data config) or draw {png} with `msdnet figure easy-hard`")
+        # a data config given, an older results/<preset>/data.yaml, else the data summary the
+        # workflow wrote (results/<preset>/data/*.json)
+        source = Path(given) if given else RESULTS / "data.yaml"
+        if not given and not source.is_file():
+            source = find_data_summary(RESULTS)
+        if source is not None and Path(source).is_file():
+            data = attempt("data config", read_data_config, source)
+            loaded = data and attempt("test images", load_test_split, data, REPO, str(source))
+            if loaded:
+                images, ids, names = loaded
+                fig = attempt("easy-hard figure", F.easy_hard_figure, easy_hard, images, ids,
+                              class_names=names)
+                if fig is not None:
+                    show(fig)
+        else:
+            print(f"no images: pass data_summary (a data config) or draw {png} with `msdnet figure easy-hard`")
 
 # %% [markdown]
 # ## DenseNet vs DenseNet* vs MSDNet

@@ -1,0 +1,270 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Budget explorer: one MSDNet at one computational budget
+#
+# Budgeted batch classification (docs/method.md, "budgeted thresholds"): the confidence
+# thresholds of the exits are fitted on the validation split so that the average cost per image
+# stays within a budget (`BudgetedEvaluator(val, test).at_budget(budget)`), then applied to the
+# test split. Pick a budget and see
+#
+# 1. the accuracy at that budget, on the model's budgeted curve,
+# 2. the share of test images leaving at each exit,
+# 3. a few test images that left at each exit (easy images leave early, hard ones late).
+#
+# The workflow executes this notebook into `results/<preset>/notebooks/budget_explorer.ipynb`,
+# running it in that folder: its paths are relative to it (`results_dir = ".."`). Browse it
+# with `make lab`; change `budget` in the parameters cell and run all cells, or move the slider
+# at the end (shown when ipywidgets is installed). The `.ipynb` is paired with
+# `budget_explorer.py` beside it (jupytext: saving in JupyterLab updates both; `jupytext --sync`
+# from a shell); the source of truth is `notebooks/budget_explorer.py` in the repository. By hand:
+#
+# ```
+# msdnet notebook notebooks/budget_explorer.py --out results/mini/notebooks/budget_explorer.ipynb \
+#     --path results_dir results/mini --path repo_dir . -p model msdnet -p budget 2.5e6
+# ```
+
+# %% tags=["parameters"]
+# Paths are relative to the folder the notebook runs in (results/<preset>/notebooks/).
+results_dir = ".."          # results/<preset>
+repo_dir = "../../.."       # the repository: relative data roots (data summaries) resolve from it
+preset = "mini"
+model = "msdnet"            # a model (or ensemble) of the preset with early exits
+seed = 0
+predictions_dir = None      # None: results_dir/predictions/<model>/<key>/seed<seed>/ (the newest key)
+data_summary = None         # None: the summary in results_dir/data/ of the predictions' data
+budget = None               # average MACs per test image; None: the median MACs of the model's curve
+costs = "lazy"              # "lazy" (features reused between exits, as the budgeted figure) or "full"
+confidence = "max_prob"     # exit confidence: max_prob, entropy or margin
+per_exit = 8                # sample images shown per exit
+
+# %%
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from IPython.display import Image, display
+from matplotlib.figure import Figure
+
+from msdnet.analysis.budgeted import BudgetedEvaluator, assign_exits
+from msdnet.analysis.common import exit_scores
+from msdnet.commands.notebook import find_data_summary, find_predictions, load_test_split, locate, read_data_config
+from msdnet.errors import MsdnetError
+from msdnet.figures import style
+from msdnet.tables import Sources
+
+pd.set_option("display.precision", 3)
+WHERE = locate(results_dir, repo_dir, None, preset)
+RESULTS, REPO = WHERE["results"], WHERE["repo"]
+
+
+def show(fig):
+    """Display a figure as PNG (independent of the notebook's matplotlib backend)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    display(Image(data=buf.getvalue()))
+
+
+def macs(x):
+    """MACs in a short form: 2.5M, 1.2G."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+PRED_DIR = find_predictions(RESULTS, model, seed) if predictions_dir is None else predictions_dir
+EV = VAL = TEST = CURVE = None
+if PRED_DIR is None:
+    print(f"skipped: no predictions of {model} (seed {seed}) under {RESULTS / 'predictions'} "
+          f"(run in {Path.cwd()}); run the workflow, or set results_dir / predictions_dir")
+else:
+    try:
+        src = Sources({model: {seed: PRED_DIR}})
+        VAL, TEST = src.load(model, seed, "val", costs), src.load(model, seed, "test", costs)
+        EV = BudgetedEvaluator(VAL, TEST, confidence, model=model,
+                               val_name=f"{PRED_DIR}/val.npz", test_name=f"{PRED_DIR}/test.npz")
+        CURVE = EV.sweep()
+    except MsdnetError as exc:
+        print(f"skipped: {exc}")
+        EV = None
+if EV is not None:
+    costs_used = "lazy" if costs == "lazy" and "exit_macs_lazy" in TEST.meta else "full"
+    print(f"{model} (seed {seed}) from {PRED_DIR}: {EV.n_exits} exits, {len(VAL)} validation and "
+          f"{len(TEST)} test images, {costs_used} costs")
+    display(pd.DataFrame({"exit": np.arange(1, EV.n_exits + 1), "MACs": EV.macs,
+                          "test accuracy (%)": 100.0 * exit_scores(TEST, confidence)[1].mean(axis=1)}
+                         ).set_index("exit"))
+    curve_macs = np.array([pt.avg_macs for pt in CURVE])
+    BUDGET = float(np.median(curve_macs)) if budget is None else float(budget)
+    print(f"budget: {macs(BUDGET)} MACs per image"
+          + (" (the median MACs of the curve's points)" if budget is None else ""))
+
+# %% [markdown]
+# ## Accuracy at the budget
+# The thresholds whose validation cost is the largest within the budget; their test accuracy
+# and cost (the test cost can land slightly above the budget: the thresholds are fitted on
+# validation images). The curve is the model's sweep over the exit-share parameter p.
+
+# %%
+IMAGES = None
+
+
+def report(budget_macs):
+    """The point at a budget: a summary table and the curve with the point on it; returns it."""
+    try:
+        pt = EV.at_budget(budget_macs)
+    except MsdnetError as exc:
+        print(f"skipped: {exc}")
+        return None
+    display(pd.DataFrame([{
+        "budget (MACs)": budget_macs, "p": pt.p, "test accuracy (%)": pt.accuracy,
+        "test MACs per image": pt.avg_macs, "validation accuracy (%)": pt.val_accuracy,
+        "validation MACs per image": pt.val_avg_macs,
+        "last exit alone: accuracy (%)": 100.0 * exit_scores(TEST, confidence)[1][-1].mean(),
+        "last exit alone: MACs": EV.macs[-1]}]).T.rename(columns={0: model}))
+    with style.theme():
+        fig = Figure(figsize=(11, 3.8), layout="constrained")
+        ax_curve, ax_share = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+        ax_curve.plot([q.avg_macs for q in CURVE], [q.accuracy for q in CURVE], "-o", ms=3,
+                      color=style.colour("MSDNet"), label=f"{model}: budgeted curve")
+        ax_curve.axvline(budget_macs, color="0.5", ls="--", lw=1, label="budget")
+        ax_curve.plot([pt.avg_macs], [pt.accuracy], "*", ms=14, color="crimson",
+                      label=f"at the budget: {pt.accuracy:.1f}%")
+        style.macs_axis(ax_curve, "average MACs per test image")
+        style.accuracy_axis(ax_curve)
+        ax_curve.legend(loc="lower right", fontsize=8)
+        exits = np.arange(1, EV.n_exits + 1)
+        ax_share.bar(exits - 0.2, 100 * pt.exit_fractions, width=0.4, label="test")
+        ax_share.bar(exits + 0.2, 100 * pt.val_exit_fractions, width=0.4, alpha=0.5, label="validation")
+        for k, f in zip(exits, pt.exit_fractions):
+            ax_share.annotate(f"{100 * f:.0f}%", (k - 0.2, 100 * f), ha="center", va="bottom", fontsize=8)
+        ax_share.set_xticks(exits, [f"exit {k}\n{macs(m)}" for k, m in zip(exits, EV.macs)], fontsize=8)
+        ax_share.set_ylabel("images leaving here (%)")
+        ax_share.set_title("exit shares", fontsize=10)
+        ax_share.legend(fontsize=8)
+        fig.suptitle(f"{model} at {macs(budget_macs)} MACs per image ({preset})")
+    show(fig)
+    return pt
+
+
+POINT = report(BUDGET) if EV is not None else None
+
+# %% [markdown]
+# ## Test images by the exit they left at
+# For each exit, test images that left there at this budget (a fixed random draw; a red title
+# is a wrong answer): the early exits take the easy images, the last exit the rest.
+
+# %%
+def load_images():
+    """(images, ids, class names) of the predictions' test split, or None (with a note)."""
+    data = TEST.meta.get("data") if isinstance(TEST.meta, dict) else None
+    path = data_summary if data_summary is not None else find_data_summary(
+        RESULTS, data if isinstance(data, dict) else None)
+    try:
+        if path is not None:
+            config, where = read_data_config(path), str(path)
+        elif isinstance(data, dict):
+            config, where = data, f"{PRED_DIR}/test.npz (meta: data)"
+        else:
+            print(f"skipped: no data summary under {RESULTS / 'data'} and no data config in the predictions")
+            return None
+        print(f"test images from {where}")
+        return load_test_split(config, REPO, where)
+    except MsdnetError as exc:
+        print(f"skipped: {exc}")
+        return None
+
+
+def exit_grid(pt, loaded, n=per_exit, seed=0):
+    """One row per exit: up to n test images that left there, titled with their label."""
+    images, ids, names = loaded
+    conf, correct = exit_scores(TEST, confidence)
+    left = assign_exits(conf, pt.thresholds)
+    preds = TEST.logits.argmax(axis=2)
+    where = {int(i): j for j, i in enumerate(np.asarray(ids))}
+    rng = np.random.default_rng(seed)
+    name = (lambda c: str(names[c]) if names is not None and c < len(names) else f"class {c}")
+    with style.theme():
+        fig = Figure(figsize=(1.2 * n + 1.4, 1.45 * EV.n_exits + 0.6), layout="constrained")
+        axes = fig.subplots(EV.n_exits, n, squeeze=False)
+        for k in range(EV.n_exits):
+            here = np.flatnonzero(left == k)
+            pick = np.sort(rng.choice(here, size=min(n, len(here)), replace=False)) if len(here) else here
+            acc = 100.0 * correct[k, here].mean() if len(here) else math.nan
+            for c in range(n):
+                ax = axes[k][c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if c == 0:
+                    ax.set_ylabel(f"exit {k + 1}\n{len(here)} images\n{acc:.0f}% right" if len(here)
+                                  else f"exit {k + 1}\nno image", fontsize=8)
+                if c >= len(pick):
+                    continue
+                i = int(pick[c])
+                sid = int(TEST.sample_ids[i])
+                if sid not in where:
+                    raise MsdnetError(f"sample_id {sid} is not in the test split's ids: the data config "
+                                      "is not the one the predictions were made on")
+                img = np.asarray(images[where[sid]])
+                img = img[0] if img.shape[0] == 1 else np.transpose(img[:3], (1, 2, 0))
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255,
+                          interpolation="nearest")
+                label, guess = int(TEST.labels[i]), int(preds[k, i])
+                title = name(label) if guess == label else f"{name(label)} (said {name(guess)})"
+                ax.set_title(title, fontsize=7, color="black" if guess == label else "crimson")
+        fig.suptitle(f"test images by exit at {macs(pt.budget)} MACs per image")
+    return fig
+
+
+if POINT is not None:
+    IMAGES = load_images()
+    if IMAGES is not None:
+        try:
+            show(exit_grid(POINT, IMAGES))
+        except MsdnetError as exc:
+            print(f"skipped: {exc}")
+
+# %% [markdown]
+# ## Try another budget
+# With ipywidgets installed (`pip install ipywidgets`), a slider re-runs the sections above
+# for any budget between the first and the last exit's cost; without it, change `budget` in
+# the parameters cell and run all cells.
+
+# %%
+try:
+    import ipywidgets as widgets
+except ImportError:
+    widgets = None
+if EV is None:
+    print("skipped: no predictions loaded")
+elif widgets is None:
+    print(f"ipywidgets is not installed: set budget in the parameters cell "
+          f"(between {macs(EV.macs[0])} and {macs(EV.macs[-1])} MACs) and run all cells")
+else:
+    def explore(budget_macs):
+        pt = report(budget_macs)
+        if pt is not None and IMAGES is not None:
+            show(exit_grid(pt, IMAGES))
+
+    slider = widgets.FloatSlider(value=BUDGET, min=float(EV.macs[0]), max=float(EV.macs[-1]),
+                                 step=float(EV.macs[-1] - EV.macs[0]) / 200, readout_format=".4g",
+                                 description="MACs", continuous_update=False,
+                                 layout=widgets.Layout(width="80%"))
+    display(widgets.interactive(explore, budget_macs=slider))
