@@ -113,8 +113,8 @@ def test_two_processes_take_the_same_step_as_one(tmp_path):
     for key, value in single["metrics"][0].items():
         if key.startswith("train_"):
             assert ddp["metrics"][0][key] == pytest.approx(value, abs=1e-5), key
-    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["checkpoint.pt", "config.yaml",
-                                                                    "metrics.csv"]
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [".lock", "checkpoint.pt", "config.yaml",
+                                                                    "metrics.csv", "timing.csv"]
 
 
 def test_killed_two_process_run_resumes_like_one_process(tmp_path):

@@ -1,9 +1,14 @@
 """The trainer: the paper's recipe for any MultiExitModel, with exact resume, fast and multi-GPU.
 
 A run directory holds ``checkpoint.pt`` (model, optimizer, scheduler and RNG states, the full
-config and the metrics so far; written atomically after every epoch), ``metrics.csv`` (one row
-per epoch) and ``config.yaml`` (the resolved config). Re-running the same command resumes
-from the last checkpoint. Every epoch's randomness (shuffling, augmentation, stochastic depth)
+config and the metrics so far; written atomically after every epoch; the resume state),
+``metrics.csv`` (one row per epoch, no wall-clock, so identical runs write identical bytes),
+``timing.csv`` (seconds per epoch), ``config.yaml`` (the resolved config) and ``.lock`` (held
+with ``flock`` by the process training there: a second one fails at once). Re-running the
+same command resumes from the last checkpoint. ``train(..., final=FILE)`` also writes the final
+artifact (:func:`final_artifact`: weights, config, epochs and metrics only; byte-identical for
+identical runs). Checkpoints are read with ``torch.load(weights_only=True)`` only, so every RNG
+state is stored as tensors and plain Python data. Every epoch's randomness (shuffling, augmentation, stochastic depth)
 is seeded from ``(seed, epoch)``, so a run that was killed and resumed ends with the same
 weights as one that never stopped (on CPU; cuDNN may be non-deterministic on a GPU).
 
