@@ -211,3 +211,20 @@ def check_pair(val: Predictions, test: Predictions, val_path: str | Path = "vali
         raise DataError(f"{val_path} and {test_path} hold the same images (identical sample_ids); "
                         "thresholds must come from a held-out split: give the val and test files of "
                         "one msdnet predict run")
+
+
+COSTS = ("lazy", "full")
+
+
+def with_costs(preds: Predictions, costs: str) -> Predictions:
+    """``preds`` with the exit costs of one convention: ``full`` (each exit's cumulative MACs as
+    recorded) or ``lazy`` (features an earlier exit already computed are not paid again, what a
+    budgeted batch run of an early-exit network spends; recorded as meta ``exit_macs_lazy`` by
+    ``msdnet predict``; files without it, e.g. ensembles, keep their full costs)."""
+    if costs not in COSTS:
+        raise ValueError(f"costs must be one of {COSTS}, got {costs!r}")
+    if costs == "lazy" and "exit_macs_lazy" in preds.meta:
+        lazy = np.asarray(preds.meta["exit_macs_lazy"], dtype=np.float64)
+        if lazy.shape == preds.exit_macs.shape:
+            preds.exit_macs = lazy
+    return preds

@@ -20,13 +20,14 @@ from .analysis.common import exit_accuracy
 from .analysis.easy_hard import easy_hard_table
 from .analysis.staircase import baseline_row, run_row, staircase_table
 from .errors import ConfigError
-from .predictions import Predictions, load
+from .predictions import Predictions, load, with_costs
 
 __all__ = ["Sources", "anytime_rows", "budgeted_rows", "dynamic_rows", "reduction_lazy_rows",
            "staircase_rows", "easy_hard_rows", "COST_DEFAULT"]
 
-# Budgeted curves count lazy evaluation (features an earlier exit computed are reused), as the
-# paper's budgeted figures do; `msdnet budgeted` uses the same default (--costs lazy).
+# Budgeted curves count lazy evaluation (features an earlier exit computed are reused), as a real
+# early-exit run spends; `msdnet budgeted` uses the same default (--costs lazy). Anytime curves
+# and single networks use full costs (one exit evaluated alone).
 COST_DEFAULT = "lazy"
 
 
@@ -43,10 +44,7 @@ class Sources:
         return sorted(self.dirs[name])
 
     def load(self, name: str, seed: int, split: str, costs: str = "full") -> Predictions:
-        preds = load(self.dirs[name][seed] / f"{split}.npz")
-        if costs == "lazy" and "exit_macs_lazy" in preds.meta:
-            preds.exit_macs = np.asarray(preds.meta["exit_macs_lazy"], dtype=np.float64)
-        return preds
+        return with_costs(load(self.dirs[name][seed] / f"{split}.npz"), costs)
 
 
 def _as_list(names: str | list[str]) -> list[str]:

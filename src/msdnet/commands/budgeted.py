@@ -22,7 +22,7 @@ from ..analysis.budgeted import (BudgetedEvaluator, budgeted_exit_table, budgete
                                  envelope)
 from ..analysis.common import CONFIDENCES, dumps, format_table, write_csv
 from ..errors import MsdnetError
-from ..predictions import load
+from ..predictions import COSTS, load, with_costs
 
 HELP = "budgeted batch classification: the paper's threshold sweep, a target budget, or an envelope"
 
@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", metavar="NAME", help="model name with --val/--test (default: from meta)")
     parser.add_argument("--confidence", choices=CONFIDENCES, default="max_prob",
                         help="confidence measure (default max_prob, the paper's)")
+    parser.add_argument("--costs", choices=COSTS, default="lazy",
+                        help="exit costs: lazy (default; features an earlier exit computed are "
+                             "reused, as in the workflow's budgeted figures) or full (each exit's "
+                             "cumulative MACs as if evaluated alone)")
     parser.add_argument("--budget", type=float, nargs="+", metavar="MACS",
                         help="target average MACs per image (validation cost never exceeds it)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of points")
@@ -55,13 +59,15 @@ def run(args: argparse.Namespace) -> int:
             raise MsdnetError(f"model names must be distinct, got {', '.join(names)}")
         sweeps = {}
         for name, val, test in args.model:
-            ev = BudgetedEvaluator(load(val), load(test), args.confidence, model=name,
+            ev = BudgetedEvaluator(with_costs(load(val), args.costs), with_costs(load(test), args.costs),
+                                   args.confidence, model=name,
                                    val_name=val, test_name=test)
             sweeps[name] = ev.sweep()
         points = [pt for pts in sweeps.values() for pt in pts]
         points += envelope(sweeps, budgets=args.budget)
     else:
-        ev = BudgetedEvaluator(load(args.val), load(args.test), args.confidence, model=args.name,
+        ev = BudgetedEvaluator(with_costs(load(args.val), args.costs), with_costs(load(args.test), args.costs),
+                               args.confidence, model=args.name,
                                val_name=args.val, test_name=args.test)
         points = [ev.at_budget(b) for b in args.budget] if args.budget else ev.sweep()
     table = budgeted_table(points)
