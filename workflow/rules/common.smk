@@ -81,3 +81,17 @@ def data_plan(wildcards):
     if name not in plans:
         raise WorkflowError(f"data set {name} is not one the preset trains on")
     return plans[name]
+
+
+def figure_args(wildcards, input):
+    """Arguments of `msdnet figure`, quoted: its tables, images and the paper's points."""
+    spec, args = FIGURES[wildcards.figure], []
+    for t in input.tables:
+        args += ["--table", t]
+    if spec.needs_images:
+        args += ["--data", input.data[0]]
+        section = PRESET.figures[wildcards.figure]
+        args += ["--max-classes", section.get("max_classes", 4)]
+    if spec.macs_axis and PRESET.cfg["reference_dataset"]:
+        args += ["--reference", REFERENCE, "--dataset", PRESET.cfg["reference_dataset"]]
+    return quoted(args)

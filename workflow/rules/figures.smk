@@ -1,17 +1,4 @@
 # A figure depends on its tables, its section's labels and the paper's points (params.spec).
-def figure_args(wildcards, input):
-    spec, args = FIGURES[wildcards.figure], []
-    for t in input.tables:
-        args += ["--table", t]
-    if spec.needs_images:
-        args += ["--data", input.data[0]]
-        section = PRESET.figures[wildcards.figure]
-        args += ["--max-classes", section.get("max_classes", 4)]
-    if spec.macs_axis and PRESET.cfg["reference_dataset"]:
-        args += ["--reference", REFERENCE, "--dataset", PRESET.cfg["reference_dataset"]]
-    return quoted(args)
-
-
 rule figure:
     input:
         tables=lambda wc: [ancient(f"{RESULTS}/tables/{t.name}.csv") for t in FIGURES[wc.figure].tables],
