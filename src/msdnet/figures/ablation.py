@@ -21,7 +21,8 @@ DEFAULT_TITLE = "Ablation of MSDNet"
 def ablation_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
                     title: str | None = None, source: str = "ablation table") -> Figure:
     """Anytime accuracy vs MACs of MSDNet and its ablations (see the module docstring)."""
-    return anytime_figure(table, reference, DEFAULT_TITLE if title is None else title, source)
+    return anytime_figure(table, reference, DEFAULT_TITLE if title is None else title, source,
+                          figure_id=ID)
 
 
 def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,

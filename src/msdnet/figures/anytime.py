@@ -16,24 +16,29 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import style
-from .common import ANYTIME_X, check_anytime, draw_anytime, draw_reference, label_axes
+from .common import (ANYTIME_X, check_anytime, draw_anytime, draw_reference, finish_macs,
+                     reference_note, seed_counts, seeds_note, select_reference)
 
 ID = "anytime"
 DEFAULT_TITLE = "Anytime prediction"
 
 
 def anytime_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
-                   title: str | None = None, source: str = "anytime table") -> Figure:
+                   title: str | None = None, source: str = "anytime table",
+                   figure_id: str = ID) -> Figure:
     """Accuracy vs MACs, one line per model (markers at exits, +-std band over seeds); the
-    paper's points (``reference``: curve, macs_millions, top1_percent), if any, beside them."""
+    paper's points (``reference``: curve, macs_millions, top1_percent, and optionally figure:
+    then only the rows of ``figure_id``), if any, beside them; a note when ``reference`` has
+    none. The legend's title says the spread shown (mean +- std over N seeds)."""
     df = check_anytime(table, source)
+    ref = select_reference(reference, figure_id)
     with style.theme():
         fig, (ax,) = style.new_figure()
-        draw_anytime(ax, df)
-        draw_reference(ax, reference)
-        label_axes(ax, ANYTIME_X)
-        style.legend(ax)
+        means = draw_anytime(ax, df)
+        draw_reference(ax, ref)
         ax.set_title(DEFAULT_TITLE if title is None else title)
+        finish_macs(fig, [(ax, ANYTIME_X)],
+                    {ax: [seeds_note(seed_counts(means)), reference_note(ref)]})
     return fig
 
 

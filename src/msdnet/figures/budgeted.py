@@ -22,7 +22,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import style
-from .common import BUDGETED_X, check_budgeted, draw_budgeted, draw_reference, label_axes
+from .common import (BUDGETED_X, check_budgeted, draw_budgeted, draw_reference, finish_macs,
+                     reference_note, seed_counts, seeds_note, select_reference)
 
 ID = "budgeted"
 DEFAULT_TITLE = "Budgeted batch classification"
@@ -30,17 +31,21 @@ DEFAULT_TITLE = "Budgeted batch classification"
 
 def budgeted_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
                     title: str | None = None, source: str = "budgeted table",
-                    width: float = 6.5) -> Figure:
-    """Accuracy vs average MACs: dynamic curves as lines, single networks as markers, the
-    paper's points (``reference``: curve, macs_millions, top1_percent), if any, beside them."""
+                    width: float = 6.5, figure_id: str = ID) -> Figure:
+    """Accuracy vs average MACs: dynamic curves as lines (mean +- std band over seeds), single
+    networks as markers (+- std error bars), the paper's points (``reference``: curve,
+    macs_millions, top1_percent, and optionally figure: then only the rows of ``figure_id``),
+    if any, beside them; a note when ``reference`` has none. An outlier (a network at several
+    times the cost of the rest) is marked at the right edge instead of squeezing the curves."""
     df = check_budgeted(table, source)
+    ref = select_reference(reference, figure_id)
     with style.theme():
         fig, (ax,) = style.new_figure(width=width)
-        draw_budgeted(ax, df)
-        draw_reference(ax, reference)
-        label_axes(ax, BUDGETED_X)
-        style.legend(ax)
+        drawn = draw_budgeted(ax, df)
+        draw_reference(ax, ref)
         ax.set_title(DEFAULT_TITLE if title is None else title)
+        finish_macs(fig, [(ax, BUDGETED_X)],
+                    {ax: [seeds_note(seed_counts(drawn)), reference_note(ref)]})
     return fig
 
 

@@ -34,7 +34,7 @@ ANYTIME_OPTIONAL = ["params"]
 BUDGETED_COLUMNS = ["model", "seed", "kind", "avg_macs", "accuracy"]
 BUDGETED_OPTIONAL = ["p", "val_avg_macs", "val_accuracy", "family"]
 BUDGETED_KINDS = ("dynamic", "single")
-REFERENCE_COLUMNS = ["dataset", "curve", "macs_millions", "top1_percent"]
+REFERENCE_COLUMNS = ["dataset", "curve", "macs_millions", "top1_percent", "figure"]
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -155,6 +155,9 @@ def single_mean(points: pd.DataFrame) -> pd.Series:
 
 
 # -- drawing -----------------------------------------------------------------------------------
+#
+# Every curve, marker and paper curve drawn here carries its legend name as the line's ``gid``:
+# :func:`finish_macs` reads the drawn points back by it (outliers, legend placement).
 
 def _band(ax: Axes, x, y, s, c) -> None:
     s = np.asarray(s, dtype=float)
@@ -166,16 +169,17 @@ def _band(ax: Axes, x, y, s, c) -> None:
 def draw_anytime(ax: Axes, df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy vs MACs, a line per model with a marker per exit and a +-std band over seeds;
     a single-exit model is a marker with an error bar. Returns the means drawn. The caller
-    labels the axes last (:func:`label_axes`), once every curve is on them."""
+    finishes the axes last (:func:`finish_macs`), once every curve is on them."""
     means = anytime_mean(df)
     for model in model_order(means):
         m = means[means["model"] == model]
         c, mk, label = style.colour(model), style.marker(model), style.display_name(model)
         if len(m) == 1:
-            ax.errorbar(m["macs"], m["accuracy"], yerr=np.nan_to_num(m["accuracy_std"].to_numpy()),
-                        color=c, marker=mk, markersize=8, linestyle="none", capsize=3, label=label)
+            eb = ax.errorbar(m["macs"], m["accuracy"], yerr=np.nan_to_num(m["accuracy_std"].to_numpy()),
+                             color=c, marker=mk, markersize=8, linestyle="none", capsize=3, label=label)
+            eb.lines[0].set_gid(label)
             continue
-        ax.plot(m["macs"], m["accuracy"], color=c, marker=mk, label=label)
+        ax.plot(m["macs"], m["accuracy"], color=c, marker=mk, label=label, gid=label)
         _band(ax, m["macs"], m["accuracy"], m["accuracy_std"], c)
     return means
 
@@ -190,10 +194,10 @@ def draw_budgeted(ax: Axes, df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for model in model_order(dyn):
         m = mean_curve(dyn[dyn["model"] == model])
         drawn[model] = m
-        c, mk = style.colour(model), style.marker(model)
+        c, mk, label = style.colour(model), style.marker(model), style.display_name(model)
         every = max(1, len(m) // 20)
         ax.plot(m["avg_macs"], m["accuracy"], color=c, marker=mk, markersize=4, markevery=every,
-                label=style.display_name(model))
+                label=label, gid=label)
         _band(ax, m["avg_macs"], m["accuracy"], m["accuracy_std"], c)
     single = df[df["kind"] == "single"].copy()
     if len(single):
@@ -208,12 +212,13 @@ def draw_budgeted(ax: Axes, df: pd.DataFrame) -> dict[str, pd.DataFrame]:
             rows = pd.DataFrame([single_mean(f[f["model"] == mdl]).rename(mdl)
                                  for mdl in model_order(f)]).sort_values("avg_macs")
             drawn[family] = rows
-            c, mk = style.colour(family), style.marker(family)
-            ax.errorbar(rows["avg_macs"], rows["accuracy"],
-                        xerr=np.nan_to_num(rows["avg_macs_std"].to_numpy(float)),
-                        yerr=np.nan_to_num(rows["accuracy_std"].to_numpy(float)),
-                        color=c, marker=mk, markersize=7, capsize=2,
-                        linestyle=":" if len(rows) > 1 else "none", label=style.display_name(family))
+            c, mk, label = style.colour(family), style.marker(family), style.display_name(family)
+            eb = ax.errorbar(rows["avg_macs"], rows["accuracy"],
+                             xerr=np.nan_to_num(rows["avg_macs_std"].to_numpy(float)),
+                             yerr=np.nan_to_num(rows["accuracy_std"].to_numpy(float)),
+                             color=c, marker=mk, markersize=7, capsize=2,
+                             linestyle=":" if len(rows) > 1 else "none", label=label)
+            eb.lines[0].set_gid(label)
             if len(rows) > 1 or family != rows.index[0]:
                 for name, r in rows.iterrows():
                     ax.annotate(style.display_name(name), (r["avg_macs"], r["accuracy"]),
@@ -221,10 +226,36 @@ def draw_budgeted(ax: Axes, df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return drawn
 
 
-def label_axes(ax: Axes, x_label: str) -> None:
-    """x in MACs (a power-of-ten factor fitted to the data drawn), y in top-1 %."""
-    xmax = float(ax.dataLim.x1) if np.isfinite(ax.dataLim.x1) else None
-    style.macs_axis(ax, x_label, xmax=xmax)
+def seed_counts(drawn) -> list[int]:
+    """The number of seeds behind each curve or point drawn (``draw_anytime``'s or
+    ``draw_budgeted``'s return value; a curve counts its best-covered point)."""
+    frames = [drawn] if isinstance(drawn, pd.DataFrame) else list(drawn.values())
+    out = []
+    for f in frames:
+        if "model" in f.columns:
+            out += [int(n) for n in f.groupby("model", sort=False)["n_seeds"].max()]
+        elif len(f):
+            out += [int(f["n_seeds"].max())]
+    return out
+
+
+def seeds_note(counts) -> str | None:
+    """The legend's note on the spread: "mean ± std over 3 seeds" (bands and error bars), "mean
+    ± std over 2-3 seeds", or "one seed: no spread shown"; None when nothing was drawn."""
+    counts = [int(n) for n in counts if n and n > 0]
+    if not counts:
+        return None
+    lo, hi = min(counts), max(counts)
+    if hi <= 1:
+        return "one seed: no spread shown"
+    n = f"{hi}" if lo == hi else f"{lo}–{hi}"
+    return f"mean ± std over {n} seeds"
+
+
+def label_axes(ax: Axes, x_label: str, unit: tuple[float, str] | None = None) -> None:
+    """x in MMACs (GMACs from 1e9 on, or ``unit``) fitted to the data drawn, y in top-1 %."""
+    xmax = max(abs(v) for v in ax.get_xlim()) if unit is None else None
+    style.macs_axis(ax, x_label, xmax=xmax, unit=unit)
     style.accuracy_axis(ax)
 
 
@@ -232,21 +263,168 @@ ANYTIME_X = "budget (MACs per image)"
 BUDGETED_X = "average budget (MACs per image)"
 
 
+# -- outliers ----------------------------------------------------------------------------------
+
+OUTLIER_GAP = 3.0          # a cost this many times the next lower one starts an outlier
+OUTLIER_SHARE = 0.25       # at most this share of the points (and half of the curves)
+
+
+def drawn_points(ax: Axes) -> dict[str, tuple[tuple, np.ndarray, np.ndarray]]:
+    """The points of every named curve on ``ax`` (lines carrying a ``gid``): name -> (colour,
+    x, y), a curve's segments (the paper's "continued" ones) merged."""
+    out: dict[str, tuple[tuple, list, list]] = {}
+    for ln in ax.get_lines():
+        name = ln.get_gid()
+        if not name:
+            continue
+        xy = np.ma.filled(np.ma.asarray(ln.get_xydata(), dtype=float), np.nan).reshape(-1, 2)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        c, xs, ys = out.setdefault(name, (ln.get_color(), [], []))
+        xs += list(xy[:, 0])
+        ys += list(xy[:, 1])
+    return {k: (c, np.asarray(x, float), np.asarray(y, float)) for k, (c, x, y) in out.items()}
+
+
+def outlier_cut(points: dict[str, tuple[tuple, np.ndarray, np.ndarray]],
+                gap: float = OUTLIER_GAP, share: float = OUTLIER_SHARE) -> float | None:
+    """The largest cost of the bulk of the curves, or None when nothing stands out.
+
+    Costs sorted, the lowest jump by a factor >= ``gap`` above which lie at most ``share`` of
+    all points and at most half of the curves (at least one of each) starts the outliers:
+    e.g. a Wide ResNet at 10x the cost of every other network."""
+    allx = np.concatenate([x for _, x, _ in points.values()] or [np.empty(0)])
+    allx = allx[np.isfinite(allx) & (allx > 0)]
+    xs = np.unique(allx)
+    if len(xs) < 3:
+        return None
+    n_items = len(points)
+    for k in range(1, len(xs)):
+        if xs[k] / xs[k - 1] < gap:
+            continue
+        above = int((allx >= xs[k]).sum())
+        items = sum(1 for _, x, _ in points.values() if (x >= xs[k]).any())
+        if above <= max(1, share * len(allx)) and items <= max(1, n_items // 2):
+            return float(xs[k - 1])
+    return None
+
+
+def clip_outliers(ax: Axes) -> list[tuple[str, tuple, float, float, int]]:
+    """Clip the x range of ``ax`` to the bulk of its curves (:func:`outlier_cut`); returns the
+    outliers to mark: (name, colour, x, y, points beyond the edge) per curve, its best point."""
+    points = drawn_points(ax)
+    cut = outlier_cut(points)
+    if cut is None:
+        return []
+    inside = np.concatenate([x[x <= cut] for _, x, _ in points.values()])
+    lo = float(inside.min()) if len(inside) else 0.0
+    span = cut - lo if cut > lo else abs(cut) * 0.2 or 1.0
+    ax.set_xlim(lo - 0.05 * span, cut + 0.05 * span)
+    out = []
+    for name, (c, x, y) in points.items():
+        beyond = x > cut
+        if beyond.any():
+            i = int(np.flatnonzero(beyond)[np.argmax(y[beyond])])
+            out.append((name, c, float(x[i]), float(y[i]), int(beyond.sum())))
+    return out
+
+
+def mark_outliers(ax: Axes, outliers, unit: tuple[float, str]) -> None:
+    """An arrow at the right edge of ``ax`` per outlier, at its accuracy, with its cost (in the
+    axis' unit) and accuracy: "Wide ResNet: 312 MMACs, 71.2 %"."""
+    if not outliers:
+        return
+    scale, name = unit
+    lo, hi = ax.get_ylim()
+    step = 0.06 * (hi - lo)
+    last = None
+    for label, c, x, y, n in sorted(outliers, key=lambda o: -o[3]):
+        ty = y if last is None else min(y, last - step)
+        last = ty
+        more = f" (+{n - 1} more)" if n > 1 else ""
+        text = f"{label}: {x / scale:.4g} {name}, {y:.1f} %{more}"
+        ax.annotate(text, xy=(1.0, y), xycoords=("axes fraction", "data"),
+                    xytext=(0.93, ty), textcoords=("axes fraction", "data"), ha="right",
+                    va="center", fontsize=7, color=c, annotation_clip=False,
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none",
+                          "alpha": 0.8},
+                    arrowprops={"arrowstyle": "-|>", "color": c, "shrinkA": 0, "shrinkB": 0})
+
+
+def finish_macs(fig, panels, notes=None) -> tuple[float, str]:
+    """Finish every MACs panel of ``fig`` once all is drawn and titled: clip each panel's x range
+    to the bulk of its curves and mark the outliers at the edge; one MACs unit for the whole
+    figure (MMACs, GMACs when the largest visible cost is >= 1e9); top-1 % on y; legends where
+    they cover no data, titled with the panel's notes. ``panels``: (axes, x label) pairs;
+    ``notes``: axes -> lines of its legend's note. Returns the unit."""
+    notes = notes or {}
+    marks = {ax: clip_outliers(ax) for ax, _ in panels}
+    xmax = max((max(abs(v) for v in ax.get_xlim()) for ax, _ in panels), default=1.0)
+    unit = style.macs_unit(xmax)
+    for ax, x_label in panels:
+        label_axes(ax, x_label, unit=unit)
+        mark_outliers(ax, marks[ax], unit)
+    for ax, _ in panels:
+        lines = [n for n in notes.get(ax, []) if n]
+        style.legend(ax, title="\n".join(lines) or None)
+    return unit
+
+
 # -- the paper's points ------------------------------------------------------------------------
+
+def known_reference_figures() -> tuple[str, ...]:
+    """The figure ids that draw the paper's points (a MACs axis)."""
+    from .registry import FIGURES
+
+    return tuple(f.id for f in FIGURES.values() if f.macs_axis)
+
 
 def load_reference(path: str | Path, dataset: str, figure: str | None = None) -> pd.DataFrame:
     """The paper's points of ``dataset`` (exact match; none is an empty table, not an error).
 
-    Columns: dataset, curve, macs_millions, top1_percent (``reference_points.csv``). An optional
-    ``figure`` column restricts rows to one figure id when ``figure`` is given; rows with an
-    empty ``figure`` apply to every figure.
+    Columns: dataset, curve, macs_millions, top1_percent, figure (``reference_points.csv``;
+    every column required). ``figure`` names the one figure id a row belongs to; a row with an
+    empty ``figure`` belongs to no figure, and an unknown id is a DataError. Given ``figure``,
+    only that figure's rows are returned (strict equality); without it, all of the data set's
+    rows (the figure functions keep their own, :func:`select_reference`). The result's
+    ``attrs`` hold ``dataset`` and ``figure``, for the note a figure draws when it is empty.
     """
-    df = check_table(read_table(path, "reference points"), REFERENCE_COLUMNS, f"reference points {path}",
+    src = f"reference points {path}"
+    df = check_table(read_table(path, "reference points"), REFERENCE_COLUMNS, src,
                      numeric=["macs_millions", "top1_percent"])
+    fig = df["figure"].where(df["figure"].notna(), "").astype(str).str.strip()
+    known = known_reference_figures()
+    bad = sorted(set(fig) - set(known) - {""})
+    if bad:
+        raise DataError(f"{src}: column figure holds {bad[0]!r}; use one of {', '.join(known)} "
+                        "(or leave it empty: the row belongs to no figure)")
+    df["figure"] = fig
     df = df[df["dataset"].astype(str) == str(dataset)]
-    if figure is not None and "figure" in df.columns:
-        df = df[df["figure"].isna() | (df["figure"].astype(str) == figure)]
-    return df.reset_index(drop=True)
+    if figure is not None:
+        df = df[df["figure"] == str(figure)]
+    df = df.reset_index(drop=True)
+    df.attrs = {"dataset": str(dataset), "figure": figure}
+    return df
+
+
+def select_reference(ref: pd.DataFrame | None, figure: str) -> pd.DataFrame | None:
+    """The rows of ``ref`` that belong to ``figure`` when it has a ``figure`` column (strict: an
+    empty cell belongs to no figure); ``ref`` as given otherwise (the caller chose the rows)."""
+    if ref is None or "figure" not in ref.columns:
+        return ref
+    keep = ref["figure"].where(ref["figure"].notna(), "").astype(str).str.strip() == figure
+    out = ref[keep].reset_index(drop=True)
+    out.attrs = {**ref.attrs, "figure": figure}
+    return out
+
+
+def reference_note(ref: pd.DataFrame | None) -> str | None:
+    """The note a figure shows when it was given the paper's points but has none: "no published
+    points for imagenet in this figure"; None when points were drawn or none were asked for."""
+    if ref is None or not ref.empty:
+        return None
+    dataset = ref.attrs.get("dataset")
+    return f"no published points for {dataset} in this figure" if dataset else \
+        "no published points in this figure"
 
 
 def draw_reference(ax: Axes, ref: pd.DataFrame | None) -> int:
@@ -269,6 +447,7 @@ def draw_reference(ax: Axes, ref: pd.DataFrame | None) -> int:
         y = pts["top1_percent"].to_numpy(float)
         ax.plot(x, y, color=c, alpha=0.75, linestyle="--" if len(pts) > 1 else "none",
                 linewidth=1.1, marker=mk, markersize=5 if len(pts) > 1 else 8,
-                markerfacecolor="none", markeredgewidth=1.1, label=label, zorder=1.5)
+                markerfacecolor="none", markeredgewidth=1.1, label=label, zorder=1.5,
+                gid=style.paper_label(base))
         n += 1
     return n

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 from . import style
 from .common import (ANYTIME_X, BUDGETED_X, check_anytime, check_budgeted, draw_anytime,
-                     draw_budgeted, draw_reference, label_axes)
+                     draw_budgeted, draw_reference, finish_macs, reference_note, seed_counts,
+                     seeds_note, select_reference)
 
 ID = "densenet-star"
 DEFAULT_TITLE = "DenseNet, DenseNet* and MSDNet"
@@ -21,22 +22,24 @@ def densenet_star_figure(anytime: pd.DataFrame, budgeted: pd.DataFrame,
                          reference: pd.DataFrame | None = None, title: str | None = None,
                          anytime_source: str = "anytime table",
                          budgeted_source: str = "budgeted table") -> Figure:
-    """Two panels: anytime accuracy vs MACs, budgeted accuracy vs average MACs. The paper's
-    points (``reference``), if any, go on the budgeted panel."""
+    """Two panels: anytime accuracy vs MACs, budgeted accuracy vs average MACs, both with the
+    spread over seeds and one MACs unit. The paper's points of this figure (``reference``; rows
+    of ``densenet-star`` when it has a figure column), if any, go on the budgeted panel, with a
+    note there when there are none."""
     a = check_anytime(anytime, anytime_source)
     b = check_budgeted(budgeted, budgeted_source)
+    ref = select_reference(reference, ID)
     with style.theme():
         fig, (left, right) = style.new_figure(ncols=2, width=5.2)
-        draw_anytime(left, a)
-        label_axes(left, ANYTIME_X)
+        means = draw_anytime(left, a)
         left.set_title("anytime prediction")
-        style.legend(left)
-        draw_budgeted(right, b)
-        draw_reference(right, reference)
-        label_axes(right, BUDGETED_X)
+        drawn = draw_budgeted(right, b)
+        draw_reference(right, ref)
         right.set_title("budgeted batch classification")
-        style.legend(right)
         fig.suptitle(DEFAULT_TITLE if title is None else title)
+        finish_macs(fig, [(left, ANYTIME_X), (right, BUDGETED_X)],
+                    {left: [seeds_note(seed_counts(means))],
+                     right: [seeds_note(seed_counts(drawn)), reference_note(ref)]})
     return fig
 
 

@@ -20,7 +20,8 @@ DEFAULT_TITLE = "Network reduction and lazy evaluation"
 def reduction_lazy_figure(table: pd.DataFrame, reference: pd.DataFrame | None = None,
                           title: str | None = None, source: str = "reduction-lazy table") -> Figure:
     """Budgeted accuracy vs average MACs of MSDNet with/without reduction and lazy evaluation."""
-    return budgeted_figure(table, reference, DEFAULT_TITLE if title is None else title, source, width=6.0)
+    return budgeted_figure(table, reference, DEFAULT_TITLE if title is None else title, source,
+                           width=6.0, figure_id=ID)
 
 
 def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from ..errors import DataError
 from . import style
-from .common import check_table, model_order
+from .common import check_table, model_order, seeds_note
 
 ID = "staircase"
 DEFAULT_TITLE = "A single intermediate classifier at different depths"
@@ -41,7 +41,9 @@ def family_name(family: str) -> str:
 
 def staircase_figure(table: pd.DataFrame, title: str | None = None,
                      source: str = "staircase table") -> Figure:
-    """Two panels, one line per family with +-std error bars (see the module docstring)."""
+    """Two panels, one line per family with +-std error bars over seeds (see the module
+    docstring; the legend's title says how many seeds when the table has ``n_seeds``). Legends go
+    where they cover no data."""
     df = check_table(table, COLUMNS, source, numeric=["location", "mean"])
     if "std" in df.columns:
         df["std"] = pd.to_numeric(df["std"], errors="coerce")
@@ -54,6 +56,10 @@ def staircase_figure(table: pd.DataFrame, title: str | None = None,
     df["family"] = df["family"].astype(str)
     order = {"ResNet": 0, "DenseNet": 1, "MSDNet": 2}      # the paper's order, then the table's
     families = sorted(model_order(df, "family"), key=lambda f: order.get(family_name(f), 3))
+    note = None
+    if "n_seeds" in df.columns:
+        counts = pd.to_numeric(df["n_seeds"], errors="coerce").dropna()
+        note = seeds_note(counts.astype(int).tolist()) if len(counts) else None
     with style.theme():
         fig, axes = style.new_figure(ncols=2, width=5.0)
         for ax, (metric, (panel_title, ylabel)) in zip(axes, METRICS.items()):
@@ -74,8 +80,9 @@ def staircase_figure(table: pd.DataFrame, title: str | None = None,
             ax.set_xlabel("location of the intermediate classifier (relative depth)")
             ax.set_ylabel(ylabel)
             ax.set_title(panel_title)
-            style.legend(ax, loc="best")
         fig.suptitle(DEFAULT_TITLE if title is None else title)
+        for ax in axes:
+            style.legend(ax, title=note)
     return fig
 
 

@@ -1,13 +1,16 @@
 """The one look every figure shares: seaborn theme, a colour and marker fixed per curve name,
-the paper's legend names, axis labels in MACs, the paper's points, and an atomic ``save``.
+the paper's legend names, MACs axes in one unit (MMACs, or GMACs from 1e9 MACs on), legends
+that cover no data, the paper's points, and an atomic ``save``.
 
 Every figure function draws inside ``with theme():`` on a ``Figure`` it creates with
 :func:`new_figure` (no pyplot state), so the style never leaks into a caller's plots.
 
-Colours: a curve keeps its colour in every figure. Known names (and the paper's names for the
-same curve, e.g. "ResNet with early-exits" for "ResNet^MC") have fixed entries in ``COLOURS``;
-any other name gets a colour picked by a stable hash of its canonical name, from a palette
-disjoint from the fixed one. Grey is reserved: nothing reproduced is drawn grey.
+Colours: a curve keeps its colour in every figure. Every legend label of the presets (and the
+paper's names for the same curve, e.g. "ResNet with early-exits" for "ResNet^MC", resolved by
+``ALIASES``) has a fixed entry in ``COLOURS`` and ``MARKERS`` (``has_style``; the tests check
+every preset), and the labels drawn together in one figure have distinct colours. Any other
+name gets a colour picked by a stable hash of its canonical name, from a palette disjoint from
+the fixed one. Grey is reserved: nothing reproduced is drawn grey.
 
 The paper's points (``reference_points.csv``) are drawn in the colour of the matching reproduced
 curve, dashed, with hollow markers, and labelled "<paper's curve name> (paper)".
@@ -27,16 +30,19 @@ from typing import Iterator
 # here and a notebook's own (inline) backend is left alone.
 import matplotlib as mpl
 import seaborn as sns
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter
 
 from ..io import atomic_path
 
 __all__ = [
-    "ACCURACY_LABEL", "DPI", "colour", "display_name", "macs_axis", "marker", "new_figure",
-    "paper_label", "save", "theme",
+    "ACCURACY_LABEL", "DPI", "canonical", "colour", "display_name", "has_style", "legend",
+    "macs_axis", "macs_label", "macs_unit", "marker", "new_figure", "paper_label", "save", "theme",
 ]
 
 DPI = 150
@@ -69,11 +75,13 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     "MSDNet w/o lazy evaluation": _CB[4],
     "MSDNet w/o network reduction and lazy evaluation": _DARK[6],
     "MSDNet w/o dynamic evaluation": _CB[1],
-    # single networks of the budgeted figures
-    "ResNets": _DARK[0],
-    "DenseNets": _DARK[2],
-    "Stochastic Depth": _CB[8],
+    # single networks of the budgeted figures (distinct from every dynamic curve drawn with them)
+    "ResNets": _DARK[9],
+    "DenseNets": _DARK[5],
+    "Stochastic Depth": _DARK[6],
     "WideResNet": _DARK[4],
+    "AlexNet": _DARK[3],
+    "GoogLeNet": _CB[4],
 }
 
 MARKERS: dict[str, str] = {
@@ -83,18 +91,28 @@ MARKERS: dict[str, str] = {
     "MSDNet w/o dense connection": "^", "MSDNet w/o dense connection and multi-scale": "v",
     "MSDNet w/o dense connection, multi-scale and intermediate classifiers": "X",
     "MSDNet w/o network reduction": "^", "MSDNet w/o lazy evaluation": "v",
-    "MSDNet w/o network reduction and lazy evaluation": "X", "MSDNet w/o dynamic evaluation": "^",
-    "ResNets": "s", "DenseNets": "D", "Stochastic Depth": "h", "WideResNet": "*",
+    "MSDNet w/o network reduction and lazy evaluation": "X", "MSDNet w/o dynamic evaluation": "v",
+    "ResNets": "p", "DenseNets": "H", "Stochastic Depth": "h", "WideResNet": "*",
+    "AlexNet": "X", "GoogLeNet": ">",
 }
 
-# The paper's names (legends of its figures, reference_points.csv) for the curves above.
+# Other names of the curves above: the presets' legend labels and the paper's (its figures'
+# legends, reference_points.csv). A budgeted curve "X with early-exits" / "X with dynamic
+# evaluation" is the anytime model X evaluated dynamically, so it keeps X's colour.
 ALIASES: dict[str, str] = {
     "MSDNet with dynamic evaluation": "MSDNet",
     "MSDNet with early-exits": "MSDNet",
+    "ResNet^MC with early-exits": "ResNet^MC",
+    "DenseNet^MC with early-exits": "DenseNet^MC",
     "ResNet with early-exits": "ResNet^MC",
     "DenseNet with early-exits": "DenseNet^MC",
+    "Ensemble of ResNets with early-exits": "Ensemble of ResNets (varying depth)",
+    "Ensemble of DenseNets with early-exits": "Ensemble of DenseNets (varying depth)",
     "Stochastic Depth-110": "Stochastic Depth",
+    "Stochastic Depth ResNet": "Stochastic Depth",
     "WideResNet-40": "WideResNet",
+    "Wide ResNet": "WideResNet",
+    "DenseNet-88": "DenseNets",          # the largest of the paper's DenseNets (appendix figure)
     "resnet": "ResNet", "densenet": "DenseNet", "msdnet": "MSDNet",
 }
 
@@ -123,6 +141,12 @@ def canonical(name: str) -> str:
 def _pick(name: str, options: list) -> object:
     h = int(hashlib.sha256(name.encode()).hexdigest(), 16)
     return options[h % len(options)]
+
+
+def has_style(name: str) -> bool:
+    """Whether ``name`` (or the curve it is another name of) has a fixed colour and marker."""
+    key = canonical(name)
+    return key in COLOURS and key in MARKERS
 
 
 def colour(name: str) -> tuple[float, float, float]:
@@ -181,45 +205,161 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 6.0, height: float
 
 # -- axes --------------------------------------------------------------------------------------
 
-def macs_axis(ax: Axes, label: str = "budget (MACs per image)", xmax: float | None = None) -> int:
-    """Label the x axis in MACs with a power-of-ten factor, e.g. "budget (MACs per image,
-    x10^8)"; the data stay in MACs (the ticks are divided). Returns the exponent used."""
-    if xmax is None:
-        xmax = max((abs(v) for v in ax.get_xlim()), default=1.0)
-    exp = int(math.floor(math.log10(xmax))) if xmax and xmax > 0 and math.isfinite(xmax) else 0
-    scale = 10.0 ** exp
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / scale:g}"))
-    suffix = rf" $\times 10^{{{exp}}}$" if exp else ""
-    ax.set_xlabel(f"{label}{suffix}")
-    return exp
+MACS_UNITS = ((1e9, "GMACs"), (1e6, "MMACs"))
+
+
+def macs_unit(xmax: float | None) -> tuple[float, str]:
+    """The unit of a MACs axis whose largest visible value is ``xmax``: (1e9, "GMACs") from 1e9
+    MACs on, else (1e6, "MMACs"). One unit per figure; never a x10^n multiplier."""
+    if xmax is not None and math.isfinite(xmax) and abs(xmax) >= 1e9:
+        return MACS_UNITS[0]
+    return MACS_UNITS[1]
+
+
+def macs_label(label: str, unit: str) -> str:
+    """``label`` with its "MACs" in ``unit``: "budget (MACs per image)" -> "budget (MMACs per
+    image)"; a label without "MACs" gets " (<unit>)"."""
+    out, n = re.subn(r"(?<![MG])MACs\b", unit, label, count=1)
+    return out if n else f"{label} ({unit})"
+
+
+def macs_axis(ax: Axes, label: str = "budget (MACs per image)", xmax: float | None = None,
+              unit: tuple[float, str] | None = None) -> int:
+    """Label the x axis in MMACs (GMACs when ``xmax`` >= 1e9), e.g. "budget (MMACs per image)";
+    the data stay in MACs, the tick labels are divided (plain numbers: no offset, no x10^n).
+    ``unit`` (from :func:`macs_unit`) forces the unit, so that every panel of a figure shares
+    one. Returns the exponent of the unit (6 or 9)."""
+    if unit is None:
+        if xmax is None:
+            xmax = max((abs(v) for v in ax.get_xlim()), default=1.0)
+        unit = macs_unit(xmax)
+    scale, name = unit
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _tick(v / scale)))
+    ax.set_xlabel(macs_label(label, name))
+    return int(round(math.log10(scale)))
+
+
+def _tick(v: float) -> str:
+    v = round(v, 10)
+    return f"{v:g}" if abs(v) < 1e5 else f"{v:.0f}"
 
 
 def accuracy_axis(ax: Axes) -> None:
     ax.set_ylabel(ACCURACY_LABEL)
 
 
-def legend(ax: Axes, outside: bool | None = None, loc: str = "lower right", **kwargs) -> None:
-    """The legend, inside (at ``loc``) or to the right of the axes; nothing if no labels.
-    ``outside=None`` decides by size: outside for more than 5 entries or a label over 32
-    characters (it would hide the curves)."""
+# -- legends -----------------------------------------------------------------------------------
+
+CORNERS = ("lower right", "upper left", "lower left", "upper right")
+MAX_INSIDE_SHARE = 0.3      # a legend inside the axes takes at most this share of their area
+
+
+def renderer(fig: Figure):
+    """An Agg renderer of ``fig`` (attaching an Agg canvas when the figure has none)."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    return canvas.get_renderer()
+
+
+def _densify(d: np.ndarray, n: int = 12) -> np.ndarray:
+    if len(d) < 2:
+        return d
+    t = np.linspace(0.0, 1.0, n)
+    seg = d[:-1, None, :] + (d[1:, None, :] - d[:-1, None, :]) * t[None, :, None]
+    return seg.reshape(-1, 2)
+
+
+def _finite(xy) -> np.ndarray:
+    xy = np.ma.filled(np.ma.asarray(xy, dtype=float), np.nan).reshape(-1, 2)
+    return xy[np.isfinite(xy).all(axis=1)]
+
+
+def obstacles(ax: Axes, rend) -> tuple[np.ndarray, list, list]:
+    """What a legend inside ``ax`` must not cover, in display coordinates: the points of every
+    line (markers, and samples along drawn segments), error bars, band outlines; the filled
+    bands as paths; the boxes of texts and annotations (outlier arrows, point labels)."""
+    pts, fills, boxes = [np.empty((0, 2))], [], []
+    for ln in ax.get_lines():
+        if not ln.get_visible():
+            continue
+        d = ln.get_transform().transform(_finite(ln.get_xydata()))
+        pts.append(_densify(d) if ln.get_linestyle() not in ("None", "none", "", " ") else d)
+    for coll in ax.collections:
+        if not coll.get_visible():
+            continue
+        tr = coll.get_transform()
+        for path in coll.get_paths():
+            d = tr.transform(_finite(path.vertices))
+            pts.append(_densify(d, 4))
+            if isinstance(coll, PolyCollection) and len(d) > 2:
+                fills.append(MplPath(d))
+        offsets = _finite(coll.get_offsets())
+        if len(offsets) and not isinstance(coll, PolyCollection):
+            pts.append(coll.get_offset_transform().transform(offsets))
+    for t in ax.texts:
+        if t.get_visible() and t.get_text():
+            boxes.append(t.get_window_extent(rend))
+    return np.concatenate(pts), fills, boxes
+
+
+def _covers(bbox, pts: np.ndarray, fills: list, boxes: list, pad: float = 3.0) -> bool:
+    x0, y0, x1, y1 = bbox.x0 - pad, bbox.y0 - pad, bbox.x1 + pad, bbox.y1 + pad
+    if len(pts) and ((pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)).any():
+        return True
+    probe = np.array([[x0, y0], [x0, y1], [x1, y0], [x1, y1], [(x0 + x1) / 2, (y0 + y1) / 2]])
+    if any(f.contains_points(probe).any() for f in fills):
+        return True
+    return any(b.x0 < x1 and b.x1 > x0 and b.y0 < y1 and b.y1 > y0 for b in boxes)
+
+
+def legend(ax: Axes, outside: bool | None = None, loc: str | None = None,
+           title: str | None = None, **kwargs) -> str | None:
+    """The legend, where it covers no data; nothing if there are no labels (nor a ``title``).
+
+    ``outside=None`` (the default) tries ``loc`` (if given) and the four corners inside the axes
+    and keeps the first whose box touches no drawn point, line, band or text (the figure's
+    layout is computed first) and takes at most ``MAX_INSIDE_SHARE`` of the axes; when none
+    does, the legend goes to the right of the axes and
+    the figure is widened by its width, so the axes keep their size. ``outside=True`` puts it
+    there directly; ``outside=False`` puts it at ``loc`` whatever it covers. ``title``: a note
+    above the entries (spread over seeds, missing paper points). Entries: the reproduced curves
+    first, then the paper's (each group in drawing order). Returns where it went ("outside" or
+    the corner), None when there is no legend."""
     handles, labels = ax.get_legend_handles_labels()
-    if not handles:
-        return
-    if outside is None:
-        outside = len(labels) > 5 or max(len(lbl) for lbl in labels) > 32
-    # the reproduced curves first, then the paper's (each group in drawing order)
+    if not handles and not title:
+        return None
     pairs = sorted(zip(handles, labels), key=lambda hl: hl[1].endswith(" (paper)"))
     handles, labels = [h for h, _ in pairs], [lbl for _, lbl in pairs]
-    if outside:
-        leg = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                        borderaxespad=0.0, frameon=False, **kwargs)
-        # widen the figure by the legend's width so that the axes keep their size
-        fig = ax.get_figure(root=True)
-        width = leg.get_window_extent(FigureCanvasAgg(fig).get_renderer()).width / fig.dpi
-        w, h = fig.get_size_inches()
-        fig.set_size_inches(w + width + 0.2, h)
-    else:
-        ax.legend(handles, labels, loc=loc, **kwargs)
+    opts = {"title": title, **kwargs}
+    if title:
+        opts.setdefault("alignment", "left")
+    fig = ax.get_figure(root=True)
+    if outside is False:
+        ax.legend(handles, labels, loc=loc or "best", **opts)
+        return loc or "best"
+    if outside is None:
+        rend = renderer(fig)
+        fig.draw_without_rendering()                 # the layout, so the axes have their size
+        axbox = ax.get_window_extent(rend)
+        corners = ([loc] if loc and loc != "best" else []) + [c for c in CORNERS if c != loc]
+        leg = ax.legend(handles, labels, loc=corners[0], **opts)
+        box = leg.get_window_extent(rend)
+        if box.width * box.height <= MAX_INSIDE_SHARE * axbox.width * axbox.height:
+            pts, fills, boxes = obstacles(ax, rend)
+            for corner in corners:
+                leg.set_loc(corner)
+                box = leg.get_window_extent(rend)
+                inside = (box.x0 >= axbox.x0 - 1 and box.x1 <= axbox.x1 + 1
+                          and box.y0 >= axbox.y0 - 1 and box.y1 <= axbox.y1 + 1)
+                if inside and not _covers(box, pts, fills, boxes):
+                    return corner
+        leg.remove()
+    leg = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                    borderaxespad=0.0, frameon=False, **opts)
+    # widen the figure by the legend's width so that the axes keep their size
+    width = leg.get_window_extent(renderer(fig)).width / fig.dpi
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w + width + 0.2, h)
+    return "outside"
 
 
 # -- output ------------------------------------------------------------------------------------
