@@ -89,7 +89,11 @@ def exclusive_lock(lock_path: str | os.PathLike, busy: str) -> Iterator[Path]:
     """
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise MsdnetError(f"{lock_path}: cannot create the lock file ({exc.strerror}); check that "
+                          f"{lock_path.parent} is a writable directory") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

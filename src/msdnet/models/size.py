@@ -18,6 +18,7 @@ as it would without the check. The error names the config's size knobs and their
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 from typing import Any, Callable, Iterator
@@ -158,6 +159,8 @@ def check_size(arch: str, cfg: Any, config: dict[str, Any], builder: Callable[[A
     if layers is not None and layers > MAX_LAYERS:
         raise ConfigError(f"{source}: this {arch} has {layers:,} layers on its longest path, more than "
                           f"the limit of {MAX_LAYERS:,}; lower {_knobs(config, arch, deep)}")
+    if dataclasses.is_dataclass(cfg) and getattr(cfg, "pretrained_weights", None) is not None:
+        cfg = dataclasses.replace(cfg, pretrained_weights=None)   # shapes only: no file to read
     try:
         return count_parameters(builder, cfg)
     except _TooLarge as exc:
