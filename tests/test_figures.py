@@ -84,7 +84,7 @@ def reference_table():
         {"dataset": "cifar100", "curve": "FractalNet (Larsson et al., 2016)", "macs_millions": 128.6,
          "top1_percent": 72.6},
         {"dataset": "cifar10", "curve": "ResNet with early-exits", "macs_millions": 21.0, "top1_percent": 84.0},
-    ])
+    ]).assign(figure="budgeted")
 
 
 def easy_hard_table():
@@ -131,7 +131,7 @@ def files(tmp_path_factory):
 
 def cli_args(fid, p):
     if fid == "densenet-star":
-        return ["--anytime", str(p["densenet_star_anytime"]), "--budgeted", str(p["densenet_star_budgeted"])]
+        return ["--table", str(p["densenet_star_anytime"]), "--table", str(p["densenet_star_budgeted"])]
     args = ["--table", str(p[fid.replace("-", "_")])]
     if fid == "easy-hard":
         args += ["--data", str(p["data"])]
@@ -199,7 +199,7 @@ def test_missing_column_is_one_line_naming_it(drop, files, tmp_path, capsys):
 def test_missing_column_in_the_second_densenet_star_table(files, tmp_path, capsys):
     bad = tmp_path / "b.csv"
     budgeted_table().drop(columns=["kind"]).to_csv(bad, index=False)
-    assert main(["figure", "densenet-star", "--anytime", str(files["anytime"]), "--budgeted", str(bad),
+    assert main(["figure", "densenet-star", "--table", str(files["anytime"]), "--table", str(bad),
                  "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "kind" in err and str(bad) in err
@@ -260,10 +260,11 @@ def test_axes_say_macs_and_top1():
             assert "FLOP" not in ax.get_xlabel() + ax.get_ylabel(), fid
 
 
-def test_macs_axis_keeps_data_in_macs_and_names_the_factor():
+def test_macs_axis_keeps_data_in_macs_and_names_the_unit():
     fig = anytime_figure(anytime_table())
     ax = fig.axes[0]
-    assert r"10^{8}" in ax.get_xlabel()            # largest cost: 1.6e8 MACs
+    assert ax.get_xlabel() == "budget (MMACs per image)"      # largest cost: 1.6e8 MACs
+    assert "10^" not in ax.get_xlabel()
     msd = next(line for line in ax.get_lines() if line.get_label() == "MSDNet")
     assert list(msd.get_xdata()) == pytest.approx([1e7, 2e7, 3e7, 4e7])
 
@@ -313,7 +314,11 @@ def test_reference_figure_column_filters(tmp_path):
     path = tmp_path / "r.csv"
     ref.to_csv(path, index=False)
     got = load_reference(path, "cifar100", figure="anytime")
-    assert sorted(set(got["curve"])) == ["FractalNet (Larsson et al., 2016)", "ResNet with early-exits"]
+    assert sorted(set(got["curve"])) == ["ResNet with early-exits"]      # an empty figure: none
+    assert set(load_reference(path, "cifar100", figure="budgeted")["curve"]) == {
+        "MSDNet with dynamic evaluation", "MSDNet with dynamic evaluation (continued)"}
+    for fid in ("ablation", "densenet-star", "reduction-lazy"):
+        assert load_reference(path, "cifar100", figure=fid).empty
 
 
 def test_colours_and_legend_names_are_shared_across_figures():
@@ -393,7 +398,7 @@ def test_easy_hard_rows_and_missing_kinds():
     fig = easy_hard_figure(table, images, ids, max_classes=4, per_kind=2)
     texts = [t.get_text() for sub in fig.subfigs for t in sub.texts] + \
         [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert "easy (exit 1)" in texts and "hard (last exit)" in texts
+    assert "easy (exit 1)" in texts and "hard (only the last exit right)" in texts
     assert texts.count("no hard image") == 1 and texts.count("no easy image") == 1
     # classes with both kinds come first: rows are classes 0, 2, 1, 3
     row_labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]

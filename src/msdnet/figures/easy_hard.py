@@ -1,19 +1,30 @@
 """Easy and hard images (the paper's ImageNet figure; any data set here): for a few classes, a
-row each, images that leave correctly at the first classifier ("easy (exit 1)", left) and images
-only the last classifier gets right ("hard (last exit)", right).
+row each, images that leave correctly at the first classifier ("easy (exit 1)", left) and hard
+images (right): those only the last classifier gets right or, for a class that has none, the
+images of the class with the lowest confidence at the last exit (the column title says which).
 
-Table: ``msdnet.analysis.easy_hard.easy_hard_table``'s output. Columns:
-    sample_id   int    the image's id in the test split (``ArraySplit.ids``)
-    label       int    its class
-    kind        str    "easy" | "hard"
-    confidence  float  optional: exit-1 confidence (easy shown most confident first, hard least
-                       confident first, as the analysis orders them; shown under each image)
+Table: ``msdnet.analysis.easy_hard.easy_hard_table``'s output, optionally completed by
+:func:`add_fallback_hard`. Columns:
+    sample_id        int    the image's id in the test split (``ArraySplit.ids``)
+    label            int    its class
+    kind             str    "easy" | "hard"
+    confidence       float  optional: exit-1 confidence (easy shown most confident first, hard
+                            least confident first, as the analysis orders them; shown above
+                            each image)
+    hard_by          str    optional, hard rows: "last_exit_only" (every exit but the last wrong,
+                            the last right; the default when absent or empty) or
+                            "last_exit_confidence" (the fallback: none of the class is
+                            last-exit-only, these are its least confident images at the last
+                            exit; marked with a dagger)
+    last_confidence  float  optional: the last exit's confidence (shown for fallback images)
 
 Images: the test split's uint8 ``[N, C, H, W]`` images (an array or tensor, or anything indexable
 that gives one ``[C, H, W]`` image per index) and their ``ids`` (``load_data(cfg).test``).
 Classes shown: ``labels`` when given, else up to ``max_classes`` classes that have both kinds
 (smallest label first), filled up with classes that have only one kind; a missing kind in a row
-reads "no easy image" / "no hard image".
+reads "no easy image" / "no hard image" (a table completed by :func:`add_fallback_hard` has hard
+images for every class that has test images). Rows are named by the data set's class names
+where it has them (``load_test_images``), else "class k".
 """
 
 from __future__ import annotations
@@ -32,7 +43,67 @@ from .common import check_table
 ID = "easy-hard"
 DEFAULT_TITLE = "Easy and hard images"
 COLUMNS = ["sample_id", "label", "kind"]
-KIND_TITLES = {"easy": "easy (exit 1)", "hard": "hard (last exit)"}
+KIND_TITLES = {"easy": "easy (exit 1)", "hard": "hard (only the last exit right)"}
+HARD_BY = ("last_exit_only", "last_exit_confidence")
+FALLBACK_MARK = "\u2020"           # dagger: a fallback hard image
+HARD_TITLES = {
+    "last_exit_only": KIND_TITLES["hard"],
+    "last_exit_confidence": "hard (lowest confidence at the last exit;\nno image of these classes "
+                            "is right only at the last exit)",
+    "mixed": f"hard (only the last exit right;\n{FALLBACK_MARK} none in the class: lowest "
+             "confidence at the last exit)",
+}
+
+
+def add_fallback_hard(table: pd.DataFrame, preds, per_class: int | None = 4,
+                      confidence: str = "max_prob") -> pd.DataFrame:
+    """``table`` (easy_hard_table's) with hard rows for every class of ``preds`` (test
+    predictions) that has images but no hard row: its ``per_class`` images with the lowest
+    confidence at the last exit (least confident first), ``hard_by`` "last_exit_confidence".
+    Rows already there get ``hard_by`` "last_exit_only" (hard) or empty (easy); every row gets
+    ``last_confidence``. Table builders call this so that no class shows an empty hard cell."""
+    from ..analysis.common import exit_scores
+
+    conf, _correct = exit_scores(preds, confidence)
+    last, first = conf[-1], conf[0]
+    ids = np.asarray(preds.sample_ids).astype(np.int64)
+    labels = np.asarray(preds.labels).astype(np.int64)
+    df = table.copy()
+    df["hard_by"] = np.where(df["kind"].astype(str) == "hard", "last_exit_only", "")
+    by_id = dict(zip(ids.tolist(), last.tolist()))
+    df["last_confidence"] = [by_id.get(int(i), np.nan) for i in df["sample_id"]]
+    have = set(df.loc[df["kind"].astype(str) == "hard", "label"].astype(np.int64))
+    extra = []
+    for label in sorted(set(labels.tolist()) - have):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[np.lexsort((ids[idx], last[idx]))]
+        if per_class is not None:
+            idx = idx[:per_class]
+        extra.append(pd.DataFrame({"sample_id": ids[idx], "label": label, "kind": "hard",
+                                   "confidence": first[idx], "hard_by": "last_exit_confidence",
+                                   "last_confidence": last[idx]}))
+    out = pd.concat([df, *extra], ignore_index=True) if extra else df
+    order = {"easy": 0, "hard": 1}
+    out = out.assign(_k=out["kind"].map(order)).sort_values(["label", "_k"], kind="stable")
+    return out.drop(columns="_k").reset_index(drop=True)
+
+
+def hard_title(hard_by: Sequence[str]) -> str:
+    """The hard column's title for the rules of the hard images shown."""
+    rules = set(hard_by) or {"last_exit_only"}
+    if rules == {"last_exit_confidence"}:
+        return HARD_TITLES["last_exit_confidence"]
+    return HARD_TITLES["mixed"] if len(rules) > 1 else HARD_TITLES["last_exit_only"]
+
+
+def row_name(label: int, class_names: Sequence[str] | None) -> str:
+    """A row's label: the class name where the data set has one (a name that is only the
+    class number reads "class k")."""
+    if class_names is not None and 0 <= label < len(class_names):
+        name = str(class_names[label]).strip()
+        if name and name != str(label):
+            return name
+    return f"class {label}"
 
 
 def choose_classes(df: pd.DataFrame, max_classes: int) -> list[int]:
@@ -67,10 +138,24 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
     bad = sorted(set(df["kind"]) - set(KIND_TITLES))
     if bad:
         raise DataError(f"{source}: column kind holds {bad[0]!r}; use easy or hard")
+    if "hard_by" in df.columns:
+        df["hard_by"] = df["hard_by"].where(df["hard_by"].notna(), "").astype(str).str.strip()
+    else:
+        df["hard_by"] = ""
+    df.loc[(df["kind"] == "hard") & (df["hard_by"] == ""), "hard_by"] = "last_exit_only"
+    bad = sorted(set(df.loc[df["kind"] == "hard", "hard_by"]) - set(HARD_BY))
+    if bad:
+        raise DataError(f"{source}: column hard_by holds {bad[0]!r}; use {' or '.join(HARD_BY)}")
+    if "last_confidence" in df.columns:
+        df["last_confidence"] = pd.to_numeric(df["last_confidence"], errors="coerce")
     if "confidence" in df.columns:
         df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce")
         df["_key"] = np.where(df["kind"] == "easy", -df["confidence"], df["confidence"])
-        df = df.sort_values(["label", "kind", "_key", "sample_id"], kind="stable")
+        fallback = (df["hard_by"] == "last_exit_confidence").to_numpy()
+        if "last_confidence" in df.columns:      # fallback images: least confident last first
+            df["_key"] = np.where(fallback, df["last_confidence"], df["_key"])
+        df["_fb"] = fallback
+        df = df.sort_values(["label", "kind", "_fb", "_key", "sample_id"], kind="stable")
     if not hasattr(images, "__getitem__"):
         images = np.asarray(images)
     ids = np.asarray(ids).astype(np.int64)
@@ -81,14 +166,18 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
     rows = [int(x) for x in labels] if labels is not None else choose_classes(df, max_classes)
     if not rows:
         raise DataError(f"{source}: no class to show")
+    shown = {kind: {label: df[(df["label"] == label) & (df["kind"] == kind)].head(per_kind)
+                    for label in rows} for kind in ("easy", "hard")}
+    titles = {"easy": KIND_TITLES["easy"],
+              "hard": hard_title([r for c in shown["hard"].values() for r in c["hard_by"]])}
     with style.theme():
-        fig = Figure(figsize=(1.25 * per_kind * 2 + 1.0, 1.45 * len(rows) + 0.8), layout="constrained")
+        fig = Figure(figsize=(1.25 * per_kind * 2 + 1.0, 1.45 * len(rows) + 1.0), layout="constrained")
         panels = fig.subfigures(1, 2, wspace=0.04)
         for sub, kind in zip(panels, ("easy", "hard")):
-            sub.suptitle(KIND_TITLES[kind], fontsize=11)
+            sub.suptitle(titles[kind], fontsize=10)
             axes = sub.subplots(len(rows), per_kind, squeeze=False)
             for r, label in enumerate(rows):
-                chosen = df[(df["label"] == label) & (df["kind"] == kind)].head(per_kind)
+                chosen = shown[kind][label]
                 for c in range(per_kind):
                     ax = axes[r][c]
                     ax.set_xticks([])
@@ -97,9 +186,7 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
                     for spine in ax.spines.values():
                         spine.set_visible(False)
                     if c == 0 and kind == "easy":
-                        known = class_names is not None and 0 <= label < len(class_names)
-                        name = str(class_names[label]) if known else f"class {label}"
-                        ax.set_ylabel(name, fontsize=9)
+                        ax.set_ylabel(row_name(label, class_names), fontsize=9)
                     if c >= len(chosen):
                         if c == 0:
                             ax.text(0.5, 0.5, f"no {kind} image", transform=ax.transAxes,
@@ -112,14 +199,20 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
                                         "is the data config the one the predictions were made on?")
                     img, cmap = _hwc(images[where[sid]])
                     ax.imshow(img, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
-                    if "confidence" in chosen.columns and np.isfinite(row["confidence"]):
+                    if row["hard_by"] == "last_exit_confidence":
+                        last = row.get("last_confidence", np.nan)
+                        ax.set_title(f"{FALLBACK_MARK} last {last:.2f}" if np.isfinite(last)
+                                     else FALLBACK_MARK, fontsize=7)
+                    elif "confidence" in chosen.columns and np.isfinite(row["confidence"]):
                         ax.set_title(f"conf {row['confidence']:.2f}", fontsize=7)
         fig.suptitle(DEFAULT_TITLE if title is None else title)
     return fig
 
 
 def load_test_images(data_yaml: str | Path):
-    """(images uint8 [N, C, H, W], ids [N], class names or None) of a data config's test split.
+    """(images uint8 [N, C, H, W], ids [N], class names or None) of a data config's test split;
+    the names are the data set's (``DataBundle.class_names``, e.g. digits-hard's), else an image
+    folder's class folders, else None.
 
     The file is a data summary (JSON, ``msdnet data --out``), or a YAML that holds the ``DataConfig`` keys (``{name: digits, image_size: 32, root: data}``) or is
     a recipe with a ``data:`` section. In-memory splits give their arrays; an image folder
@@ -140,13 +233,15 @@ def load_test_images(data_yaml: str | Path):
         raw = load_yaml(path)
     if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
         raw = raw["data"]          # a recipe: use its data: section
-    test = load_data(from_dict(DataConfig, raw, str(path))).test
+    bundle = load_data(from_dict(DataConfig, raw, str(path)))
+    test = bundle.test
+    names = list(bundle.class_names) if getattr(bundle, "class_names", None) else None
     if hasattr(test, "images") and hasattr(test, "ids"):
-        return np.asarray(test.images), np.asarray(test.ids), None
+        return np.asarray(test.images), np.asarray(test.ids), names
     samples = getattr(test, "samples", None)            # an ImageFolder (ImageNet)
     if samples is None:
         raise DataError(f"data config {path}: its test split holds no images this figure can read")
-    return _FolderImages(samples), np.arange(len(samples)), list(getattr(test, "classes", [])) or None
+    return _FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
 
 
 class _FolderImages:
