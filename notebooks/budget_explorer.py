@@ -66,7 +66,7 @@ from msdnet.errors import MsdnetError
 from msdnet.figures import style
 from msdnet.tables import Sources
 
-pd.set_option("display.precision", 3)
+pd.set_option("display.precision", 2)
 WHERE = locate(results_dir, repo_dir, None, preset)
 RESULTS, REPO = WHERE["results"], WHERE["repo"]
 
@@ -105,9 +105,9 @@ if EV is not None:
     costs_used = "lazy" if costs == "lazy" and "exit_macs_lazy" in TEST.meta else "full"
     print(f"{model} (seed {seed}) from {PRED_DIR}: {EV.n_exits} exits, {len(VAL)} validation and "
           f"{len(TEST)} test images, {costs_used} costs")
-    display(pd.DataFrame({"exit": np.arange(1, EV.n_exits + 1), "MACs": EV.macs,
+    display(pd.DataFrame({"exit": np.arange(1, EV.n_exits + 1), "MACs": [macs(m) for m in EV.macs],
                           "test accuracy (%)": 100.0 * exit_scores(TEST, confidence)[1].mean(axis=1)}
-                         ).set_index("exit"))
+                         ).set_index("exit").round(2))
     curve_macs = np.array([pt.avg_macs for pt in CURVE])
     BUDGET = float(np.median(curve_macs)) if budget is None else float(budget)
     print(f"budget: {macs(BUDGET)} MACs per image"
@@ -130,16 +130,23 @@ def report(budget_macs):
     except MsdnetError as exc:
         print(f"skipped: {exc}")
         return None
-    display(pd.DataFrame([{
-        "budget (MACs)": budget_macs, "p": pt.p, "test accuracy (%)": pt.accuracy,
-        "test MACs per image": pt.avg_macs, "validation accuracy (%)": pt.val_accuracy,
-        "validation MACs per image": pt.val_avg_macs,
-        "last exit alone: accuracy (%)": 100.0 * exit_scores(TEST, confidence)[1][-1].mean(),
-        "last exit alone: MACs": EV.macs[-1]}]).T.rename(columns={0: model}))
+    last = 100.0 * exit_scores(TEST, confidence)[1][-1].mean()
+    print(f"at {macs(budget_macs)} MACs per image: test accuracy {pt.accuracy:.2f}% for "
+          f"{macs(pt.avg_macs)} MACs per test image (the last exit alone: {last:.2f}% for "
+          f"{macs(EV.macs[-1])})")
+    display(pd.DataFrame(
+        {"accuracy (%)": [pt.accuracy, pt.val_accuracy, last],
+         "MACs per image": [macs(pt.avg_macs), macs(pt.val_avg_macs), macs(EV.macs[-1])],
+         "exit shares (%)": [" / ".join(f"{100 * f:.0f}" for f in fr)
+                             for fr in (pt.exit_fractions, pt.val_exit_fractions,
+                                        np.eye(EV.n_exits)[-1])]},
+        index=[f"test, at the budget (p = {pt.p:.3g})", "validation, at the budget",
+               "test, last exit alone"]).round(2))
     with style.theme():
         fig = Figure(figsize=(11, 3.8), layout="constrained")
         ax_curve, ax_share = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
-        ax_curve.plot([q.avg_macs for q in CURVE], [q.accuracy for q in CURVE], "-o", ms=3,
+        ordered = sorted(CURVE, key=lambda q: q.avg_macs)
+        ax_curve.plot([q.avg_macs for q in ordered], [q.accuracy for q in ordered], "-o", ms=3,
                       color=style.colour("MSDNet"), label=f"{model}: budgeted curve")
         ax_curve.axvline(budget_macs, color="0.5", ls="--", lw=1, label="budget")
         ax_curve.plot([pt.avg_macs], [pt.accuracy], "*", ms=14, color="crimson",

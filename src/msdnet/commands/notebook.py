@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import MsdnetError
-from ..io import atomic_path
+from ..io import atomic_path, write_text_atomic
 
 HELP = ("execute a jupytext (.py) notebook with papermill in its output's folder, saving the "
         "executed .ipynb and its paired .py")
@@ -121,8 +121,7 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
             done = nbformat.read(tmp_out, as_version=4)
         failed.unlink(missing_ok=True)
         if pair:                         # after the .ipynb: jupytext wants the script no older
-            with atomic_path(paired_script(out)) as tmp_py:
-                jupytext.write(done, tmp_py, fmt="py:percent")
+            write_text_atomic(paired_script(out), jupytext.writes(done, fmt="py:percent"))
     return params
 
 

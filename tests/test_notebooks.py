@@ -1,0 +1,243 @@
+"""The notebooks run from their own folder (results/<preset>/notebooks/), as the workflow executes
+them and `make lab` opens them: a tiny results tree (predictions written with
+msdnet.predictions.save, tables built by the registry's builders, a digits-hard data summary)
+and both notebooks executed through `msdnet notebook`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from msdnet.commands.notebook import locate, rebase_data, relative_to
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = {"overview": REPO / "notebooks" / "overview.py",
+             "budget_explorer": REPO / "notebooks" / "budget_explorer.py"}
+PRESET = "nbtest"
+
+# exits of each synthetic model and the figure sections that read them (a preset's `figures:`)
+EXITS = {"msdnet": 3, "msdnet-small": 2, "resnet-mc": 2, "resnet": 1, "densenet-star": 2}
+FIGURES = {
+    "anytime": {"MSDNet": "msdnet", "ResNet^MC": "resnet-mc"},
+    "ablation": {"MSDNet": "msdnet", "MSDNet w/o dense connection": "msdnet-small"},
+    "budgeted": {"dynamic": {"MSDNet with dynamic evaluation": ["msdnet-small", "msdnet"],
+                             "ResNet^MC with early-exits": ["resnet-mc"]},
+                 "single": {"ResNets": "resnet"}},
+    "densenet-star": {"anytime": {"DenseNet*": "densenet-star", "MSDNet": "msdnet"},
+                      "budgeted": {"DenseNet*": ["densenet-star"], "MSDNet": ["msdnet"]}},
+    "reduction-lazy": {"MSDNet": {"models": ["msdnet"], "costs": "lazy"},
+                       "MSDNet w/o lazy evaluation": {"models": ["msdnet"], "costs": "full"}},
+    "staircase": {"ResNet": {"baseline": "resnet", "runs": {0.3: "resnet-mc", 0.7: "densenet-star"}}},
+    "easy-hard": {"model": "msdnet", "per_class": 2},
+}
+
+
+def _tools() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("papermill", "jupytext", "ipykernel", "nbformat"))
+
+
+def _logits(labels: np.ndarray, exits: int, classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Logits that get better with depth; each image has its own difficulty."""
+    n = len(labels)
+    difficulty = rng.uniform(0.0, 1.0, n)
+    out = rng.normal(0.0, 1.0, (exits, n, classes))
+    for k in range(exits):
+        out[k, np.arange(n), labels] += 4.0 * (k + 1) / exits * (1.2 - difficulty)
+    return out.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A repository-like folder: data/ (digits-hard, small), results/<preset>/{data,predictions,
+    tables}/ written as the workflow would (paths in them relative to the folder)."""
+    from msdnet.analysis.common import write_csv
+    from msdnet.commands.data import summary
+    from msdnet.data import DataConfig, load_data
+    from msdnet.figures.registry import FIGURES as SPECS
+    from msdnet.figures.registry import resolve
+    from msdnet.io import write_json_atomic
+    from msdnet.predictions import Predictions, save
+    from msdnet.tables import Sources
+
+    root = tmp_path_factory.mktemp("repo")
+    cwd = os.getcwd()
+    os.chdir(root)                           # the data root is relative, as in the workflow
+    try:
+        cfg = DataConfig(name="digits-hard", root="data", image_size=16, hard_train_images=60,
+                         hard_val_images=40, hard_test_images=60)
+        results = Path("results") / PRESET
+        write_json_atomic(results / "data" / "digits-hard-0123456789abcdef.json", summary(cfg))
+        bundle = load_data(cfg)
+        rng = np.random.default_rng(0)
+        sources = {}
+        for i, (name, exits) in enumerate(EXITS.items()):
+            d = results / "predictions" / name / f"{i + 1:016x}" / "seed0"
+            macs = np.cumsum(np.linspace(1.0, 2.0, exits)) * 1e6
+            for split in ("val", "test"):
+                part = bundle.split(split)
+                labels = part.labels.numpy()
+                meta = {"split": split, "dataset": "digits-hard", "split_seed": 0, "data": asdict(cfg),
+                        "config_hash": f"cfg-{name}", "checkpoint_sha256": f"ckpt-{name}", "model": name,
+                        "exit_macs_lazy": (macs * 0.9).tolist()}
+                save(d / f"{split}.npz", Predictions(
+                    logits=_logits(labels, exits, bundle.num_classes, rng), labels=labels,
+                    exit_macs=macs, sample_ids=part.ids.numpy(), meta=meta))
+            sources[name] = {0: str(d)}
+        for fid, section in FIGURES.items():
+            for table in SPECS[fid].tables:
+                df = resolve(table.build)(table.section_of(section), Sources(sources))
+                write_csv(df, results / "tables" / f"{table.name}.csv")
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def _execute(tree: Path, name: str, *extra: str) -> tuple[Path, dict]:
+    """``msdnet notebook`` from the tree's root, as the workflow runs it; the executed notebook."""
+    import nbformat
+
+    from msdnet.cli import main
+
+    out = Path("results") / PRESET / "notebooks" / f"{name}.ipynb"
+    cwd = os.getcwd()
+    os.chdir(tree)
+    try:
+        rc = main(["notebook", str(NOTEBOOKS[name]), "--out", str(out), "--path", "results_dir",
+                   f"results/{PRESET}", "--path", "repo_dir", ".", "-p", "preset", json.dumps(PRESET),
+                   *extra])
+    finally:
+        os.chdir(cwd)
+    assert rc == 0
+    return tree / out, nbformat.read(tree / out, as_version=4)
+
+
+def _outputs(nb) -> tuple[list, str]:
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    return outputs, text
+
+
+def _pngs(outputs) -> int:
+    return sum("image/png" in o.get("data", {}) for o in outputs)
+
+
+# -- the sources ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_sources_are_paired_percent_scripts_with_relative_defaults(name):
+    text = NOTEBOOKS[name].read_text()
+    assert "formats: ipynb,py:percent" in text and "format_name: percent" in text
+    assert '# %% tags=["parameters"]' in text
+    params = text.split('# %% tags=["parameters"]')[1].split("# %%")[0]
+    assert re.search(r'^results_dir = "\.\."', params, re.M)        # results/<preset> from its folder
+    assert re.search(r'^repo_dir = "\.\./\.\./\.\."', params, re.M)
+
+
+def test_path_parameters_become_relative_to_the_notebook_folder(tmp_path):
+    assert relative_to("results/mini", "results/mini/notebooks") == ".."
+    assert relative_to("figures/mini", "results/mini/notebooks") == "../../../figures/mini"
+    assert relative_to(".", "results/mini/notebooks") == "../../.."
+    assert relative_to("/abs/path", "results/mini/notebooks") == "/abs/path"
+    assert rebase_data({"name": "digits", "root": "data"}, "../../..")["root"] == "../../../data"
+    assert rebase_data({"name": "digits", "root": "/d"}, "../../..")["root"] == "/d"
+
+
+def test_locate_from_the_results_folder_and_from_the_repository_notebooks(tmp_path, monkeypatch):
+    (tmp_path / "results" / "p" / "tables").mkdir(parents=True)
+    (tmp_path / "results" / "p" / "notebooks").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "results" / "p" / "notebooks")
+    where = locate("..", "../../..", None, "p")
+    assert where["results"] == Path("..") and where["figures"] == Path("../../../figures/p")
+    monkeypatch.chdir(tmp_path / "notebooks")                 # the source opened in Jupyter
+    where = locate("..", "../../..", None, "p")
+    assert where["results"] == Path("../results/p") and where["repo"] == Path("..")
+
+
+# -- executed from their own folder ---------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _tools(), reason="papermill, jupytext, ipykernel or nbformat missing")
+def test_overview_runs_in_its_folder_with_every_section(tree):
+    out, nb = _execute(tree, "overview")
+    outputs, text = _outputs(nb)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert "skipped" not in text and "no images" not in text, text
+    # anytime, budgeted, staircase, ablation, easy-hard (redrawn from the data summary, no PNG
+    # in figures/), densenet-star, reduction-lazy
+    assert _pngs(outputs) == 7
+    assert nb.metadata.papermill.parameters["results_dir"] == ".."
+    assert nb.metadata.papermill.parameters["repo_dir"] == "../../.."
+    assert nb.metadata.jupytext.formats == "ipynb,py:percent"
+    # the paired script beside it: the same cells, no older than the notebook (jupytext's check);
+    # an edit of the script reaches the notebook through `jupytext --sync`, outputs kept
+    import jupytext
+    import nbformat
+
+    script = out.with_suffix(".py")
+    assert script.stat().st_mtime >= out.stat().st_mtime
+    paired = jupytext.read(script)
+    assert [c.source.rstrip() for c in paired.cells] == [c.source.rstrip() for c in nb.cells]
+    script.write_text(script.read_text().replace("# ## Anytime prediction", "# ## Anytime prediction (edited)"))
+    subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(out)], check=True, capture_output=True)
+    synced = nbformat.read(out, as_version=4)
+    assert any("(edited)" in c.source for c in synced.cells)
+    assert _pngs(_outputs(synced)[0]) == 7
+    assert not (tree / "results" / PRESET / "notebooks" / "data").exists()   # data read from the repo's
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _tools(), reason="papermill, jupytext, ipykernel or nbformat missing")
+def test_budget_explorer_runs_in_its_folder(tree):
+    from msdnet.analysis.budgeted import BudgetedEvaluator
+    from msdnet.predictions import load
+
+    out, nb = _execute(tree, "budget_explorer", "-p", "model", '"msdnet"', "-p", "per_exit", "3")
+    outputs, text = _outputs(nb)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert "skipped" not in text, text
+    assert _pngs(outputs) >= 2                  # the curve with exit shares, the images per exit
+    # the accuracy shown is BudgetedEvaluator's at the default budget (median MACs of the curve)
+    d = next((tree / "results" / PRESET / "predictions" / "msdnet").glob("*/seed0"))
+    val, test = load(d / "val.npz"), load(d / "test.npz")
+    for pr in (val, test):
+        pr.exit_macs = np.asarray(pr.meta["exit_macs_lazy"])
+    ev = BudgetedEvaluator(val, test, model="msdnet")
+    budget = float(np.median([pt.avg_macs for pt in ev.sweep()]))
+    assert f"test accuracy {ev.at_budget(budget).accuracy:.2f}%" in text
+    assert out.with_suffix(".py").is_file()
+
+
+@pytest.mark.skipif(not _tools(), reason="papermill, jupytext, ipykernel or nbformat missing")
+def test_a_failing_cell_is_one_error_line_and_keeps_the_output(tmp_path, capsys):
+    from msdnet.cli import main
+
+    src = tmp_path / "bad.py"
+    src.write_text('# %% tags=["parameters"]\nx = 1\n\n# %%\nraise ValueError("broken on purpose")\n')
+    out = tmp_path / "run" / "bad.ipynb"
+    out.parent.mkdir()
+    out.write_text("previous")
+    assert main(["notebook", str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ValueError: broken on purpose" in err and len(err.strip().splitlines()) == 1
+    assert out.read_text() == "previous" and out.with_suffix(".failed.ipynb").is_file()
+
+
+def test_make_lab_opens_the_preset_notebooks_folder():
+    def dry(*args):
+        return subprocess.run(["make", "-n", "-s", *args], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout
+
+    assert "--ServerApp.root_dir=\"results/mini/notebooks\"" in dry("lab")
+    assert "results/tiny/notebooks" in dry("notebooks", "CONFIG=config/tiny.yaml")
+    assert "--no-browser" in dry("lab", "PRESET=tiny", "LAB_ARGS=--no-browser")
+    assert ".venv/bin/jupyter lab" in dry("lab")
