@@ -358,8 +358,13 @@ def finish_macs(fig, panels, notes=None) -> tuple[float, str]:
     ``notes``: axes -> lines of its legend's note. Returns the unit."""
     notes = notes or {}
     marks = {ax: clip_outliers(ax) for ax, _ in panels}
-    xmax = max((max(abs(v) for v in ax.get_xlim()) for ax, _ in panels), default=1.0)
-    unit = style.macs_unit(xmax)
+    visible = []                     # the largest cost drawn inside each panel's x range
+    for ax, _ in panels:
+        hi = ax.get_xlim()[1]
+        xs = [x[x <= hi] for _, x, _ in drawn_points(ax).values()]
+        xs = np.concatenate(xs) if xs else np.empty(0)
+        visible.append(float(np.abs(xs).max()) if len(xs) else abs(hi))
+    unit = style.macs_unit(max(visible, default=1.0))
     for ax, x_label in panels:
         label_axes(ax, x_label, unit=unit)
         mark_outliers(ax, marks[ax], unit)
