@@ -17,7 +17,7 @@ import pandas as pd
 from .analysis.anytime import anytime_table
 from .analysis.budgeted import BudgetedEvaluator, envelope
 from .analysis.common import exit_accuracy
-from .analysis.easy_hard import easy_hard_table
+from .analysis.easy_hard import add_fallback_hard, easy_hard_table
 from .analysis.staircase import baseline_row, run_row, staircase_table
 from .errors import ConfigError
 from .predictions import Predictions, load, with_costs
@@ -135,4 +135,6 @@ def staircase_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame
 def easy_hard_rows(section: Mapping, src: Sources) -> pd.DataFrame:
     """msdnet.analysis.easy_hard's table for the first seed of the chosen model."""
     seed = src.seeds(section["model"])[0]
-    return easy_hard_table(src.load(section["model"], seed, "test"), per_class=section.get("per_class", 4))
+    test = src.load(section["model"], seed, "test")
+    per_class = section.get("per_class", 4)
+    return add_fallback_hard(easy_hard_table(test, per_class=per_class), test, per_class=per_class)

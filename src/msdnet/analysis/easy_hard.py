@@ -93,3 +93,34 @@ def easy_hard_from_budget(test: Predictions, val: Predictions, p: float,
     theta1 = float(ev.thresholds(p)[0])
     return easy_hard_table(test, threshold=theta1, per_class=per_class, confidence=confidence,
                            source=test_name)
+
+
+def add_fallback_hard(table: pd.DataFrame, preds, per_class: int | None = 4,
+                      confidence: str = "max_prob") -> pd.DataFrame:
+    """``table`` (easy_hard_table's) with hard rows for every class of ``preds`` (test
+    predictions) that has images but no hard row: its ``per_class`` images with the lowest
+    confidence at the last exit (least confident first), ``hard_by`` "last_exit_confidence".
+    Rows already there get ``hard_by`` "last_exit_only" (hard) or empty (easy); every row gets
+    ``last_confidence``. Table builders call this so that no class shows an empty hard cell."""
+    conf, _correct = exit_scores(preds, confidence)
+    last, first = conf[-1], conf[0]
+    ids = np.asarray(preds.sample_ids).astype(np.int64)
+    labels = np.asarray(preds.labels).astype(np.int64)
+    df = table.copy()
+    df["hard_by"] = np.where(df["kind"].astype(str) == "hard", "last_exit_only", "")
+    by_id = dict(zip(ids.tolist(), last.tolist()))
+    df["last_confidence"] = [by_id.get(int(i), np.nan) for i in df["sample_id"]]
+    have = set(df.loc[df["kind"].astype(str) == "hard", "label"].astype(np.int64))
+    extra = []
+    for label in sorted(set(labels.tolist()) - have):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[np.lexsort((ids[idx], last[idx]))]
+        if per_class is not None:
+            idx = idx[:per_class]
+        extra.append(pd.DataFrame({"sample_id": ids[idx], "label": label, "kind": "hard",
+                                   "confidence": first[idx], "hard_by": "last_exit_confidence",
+                                   "last_confidence": last[idx]}))
+    out = pd.concat([df, *extra], ignore_index=True) if extra else df
+    order = {"easy": 0, "hard": 1}
+    out = out.assign(_k=out["kind"].map(order)).sort_values(["label", "_k"], kind="stable")
+    return out.drop(columns="_k").reset_index(drop=True)

@@ -11,8 +11,8 @@ STEM.png. Which tables each figure takes is declared in ``msdnet.figures.registr
                                  [--max-classes N] [--per-kind N] --out STEM
 
 The paper's points (``--reference``, columns dataset, curve, macs_millions, top1_percent, figure)
-are drawn only where ``dataset`` equals ``--dataset`` and ``figure`` equals ID (or is empty); a
-data set without points draws none and says so on stderr. staircase and easy-hard have no MACs
+are drawn only where ``dataset`` equals ``--dataset`` and ``figure`` equals ID; a data set
+without points for the figure draws none and says so on the figure and on stderr. staircase and easy-hard have no MACs
 axis: there ``--reference`` is ignored with a note on stderr.
 """
 
