@@ -35,8 +35,8 @@ clean:
 # explorer, written by `make figures`) in JupyterLab, with the venv's jupyter and kernel.
 # PRESET defaults to the preset of CONFIG (mini): `make lab PRESET=tiny`, or
 # `make lab CONFIG=config/paper-cifar100.yaml`. JupyterLab opens a browser as it always does; on a
-# server: `make lab LAB_ARGS=--no-browser` (or LAB_ARGS="--no-browser --port 8899") and open the
-# printed URL, e.g. through `ssh -L 8888:localhost:8888 HOST`. Each .ipynb there is paired with a
+# server: `make lab LAB_ARGS=--no-browser` (or LAB_ARGS="--no-browser --port 8899"; as root in a
+# container add --allow-root) and open the printed URL, e.g. through `ssh -L 8888:localhost:8888 HOST`. Each .ipynb there is paired with a
 # jupytext .py (saving one updates both; `jupytext --sync FILE` from a shell); the sources are
 # notebooks/*.py.
 PRESET       ?= $(or $(shell sed -n -E "s/^preset:[[:space:]]*[\"']?([A-Za-z0-9_.-]+).*/\1/p" $(CONFIG) 2>/dev/null),mini)

@@ -96,6 +96,10 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
     nb.metadata["jupytext"].pop("text_representation", None)
     if pair:
         nb.metadata["jupytext"]["formats"] = PAIRED_FORMATS
+        # the paired script keeps the cells' tags (parameters) but not papermill's timings and
+        # the notebook header without papermill's record (both stay in the .ipynb)
+        nb.metadata["jupytext"]["cell_metadata_filter"] = "tags,-all"
+        nb.metadata["jupytext"]["notebook_metadata_filter"] = "-papermill"
     else:
         nb.metadata["jupytext"].pop("formats", None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,8 +121,12 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
             except BaseException:
                 executed.unlink(missing_ok=True)
                 raise
-            executed.replace(tmp_out)
-            done = nbformat.read(tmp_out, as_version=4)
+            done = nbformat.read(executed, as_version=4)
+            for cell in done.cells:          # papermill tags every cell; keep real tags only
+                if not cell.metadata.get("tags", True):
+                    del cell.metadata["tags"]
+            nbformat.write(done, tmp_out)
+            executed.unlink()
         failed.unlink(missing_ok=True)
         if pair:                         # after the .ipynb: jupytext wants the script no older
             write_text_atomic(paired_script(out), jupytext.writes(done, fmt="py:percent"))
