@@ -243,3 +243,24 @@ def test_make_lab_opens_the_preset_notebooks_folder():
     assert "results/tiny/notebooks" in dry("notebooks", "CONFIG=config/tiny.yaml")
     assert "--no-browser" in dry("lab", "PRESET=tiny", "LAB_ARGS=--no-browser")
     assert ".venv/bin/jupyter lab" in dry("lab")
+
+
+@pytest.mark.parametrize("config, model", [("tiny.yaml", "msdnet"), ("config.yaml", "msdnet"),
+                                           ("paper-cifar100.yaml", "msdnet-b6")])
+def test_the_workflow_passes_paths_and_the_explorer_model(config, model, monkeypatch):
+    from msdnet.commands.notebook import workflow_plan
+    from msdnet.config import load_yaml
+    from msdnet.workflow import Preset, validate_preset
+
+    monkeypatch.chdir(REPO)
+    preset = Preset(validate_preset(load_yaml(f"config/{config}"), config), config)
+    plan = workflow_plan(preset, "data/paper/reference_points.csv")
+    res = f"results/{preset.name}"
+    assert plan["explorer_key"].startswith(f"{model}/")
+    assert f"--path results_dir {res} " in plan["overview_args"]
+    assert f"--path figures_dir figures/{preset.name} " in plan["overview_args"]
+    pred = str(preset.predictions_dir(model, preset.seeds_for(model)[0]))
+    assert f"--path predictions_dir {pred} " in plan["explorer_args"]
+    assert plan["explorer_inputs"][:2] == [f"{pred}/val.npz", f"{pred}/test.npz"]
+    assert plan["explorer_inputs"][2].startswith(f"{res}/data/")
+    assert bool(plan["reference"]) == bool(preset.cfg.get("reference_dataset"))
