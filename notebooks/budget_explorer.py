@@ -261,6 +261,8 @@ except ImportError:
     widgets = None
 if EV is None:
     print("skipped: no predictions loaded")
+elif EV.n_exits < 2:
+    print(f"{model} has one exit: every budget gives the same point")
 elif widgets is None:
     print(f"ipywidgets is not installed: set budget in the parameters cell "
           f"(between {macs(EV.macs[0])} and {macs(EV.macs[-1])} MACs) and run all cells")
