@@ -72,12 +72,13 @@ def test_default_sizes_shapes_and_bundle(default, tmp_path):
     cfg, data, _ = default
     b = load_data(cfg)
     n = split_sizes(b)
-    assert n["test"] >= 3000 and n["val"] >= 2000 and n["train"] >= 10000
-    assert b.name == "digits-hard" and b.num_classes == 10 and b.input_size == (3, 16, 16)
-    assert b.class_names == tuple("0123456789") and b.flip is False and b.crop_pad == 2
+    side = cfg.image_size
+    assert n["test"] >= 3000 and n["val"] >= 2000 and n["train"] >= 8000
+    assert b.name == "digits-hard" and b.num_classes == 10 and b.input_size == (3, side, side)
+    assert b.class_names == tuple("0123456789") and b.flip is False and b.crop_pad == side // 8
     for s in ("train", "val", "test"):
         split = b.split(s)
-        assert split.images.dtype == torch.uint8 and split.images.shape[1:] == (3, 16, 16)
+        assert split.images.dtype == torch.uint8 and split.images.shape[1:] == (3, side, side)
         assert np.array_equal(split.ids.numpy(), data.index(s))      # ids index the whole set
         assert np.array_equal(split.labels.numpy(), data.labels[data.index(s)])
         assert set(np.unique(split.labels.numpy())) == set(range(10))
@@ -115,7 +116,7 @@ def test_harder_than_digits_with_a_spread_of_difficulty(default, tmp_path):
     assert d.min() >= 0 and d.max() <= 1
     assert np.median(d) < 0.4 and (d > 0.6).mean() > 0.05    # many easy images, a tail of hard ones
     plain = load_data(from_dict(DataConfig, {"name": "digits", "root": str(tmp_path / "data"),
-                                             "image_size": 16}, "x"))
+                                             "image_size": default[0].image_size}, "x"))
     plain_acc = _nn_accuracy(plain.train.images, plain.train.labels, plain.test.images,
                              plain.test.labels).mean()
     tr, te = data.index("train"), data.index("test")
@@ -128,7 +129,7 @@ def test_harder_than_digits_with_a_spread_of_difficulty(default, tmp_path):
 
 def test_cache_round_trip_and_corrupt_cache(default, tmp_path, monkeypatch):
     cfg, data, _ = default
-    cached = list((Path(cfg.root) / "digits-hard").glob("digits-hard-s16-seed0-*.npz"))
+    cached = list((Path(cfg.root) / "digits-hard").glob(f"digits-hard-s{cfg.image_size}-seed0-*.npz"))
     assert len(cached) == 1
     monkeypatch.setattr(dh, "generate", lambda *a, **k: pytest.fail("regenerated a valid cache"))
     again, _ = dh.load_arrays(cfg)

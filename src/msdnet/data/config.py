@@ -44,7 +44,7 @@ class DataConfig:
     split_seed: int = 0
     synthetic_images: int = 512
     synthetic_classes: int = 10
-    hard_train_images: int = 12000
+    hard_train_images: int = 8000
     hard_val_images: int = 2000
     hard_test_images: int = 3000
 

@@ -11,7 +11,7 @@ Construction (see docs/data.md):
    (``root/digits-hard/splits/holdout-seed{seed}-val{n}-test{n}-of1797.json``, indices into
    the source digits) and re-read afterwards.
 2. **Variants per pool.** Each pool yields its own images (``hard_train_images``,
-   ``hard_val_images``, ``hard_test_images``), every source digit of the pool used equally
+   ``hard_val_images``, ``hard_test_images``: 8,000, 2,000, 3,000 by default), every source digit of the pool used equally
    often (to within one). A variant, and anything pasted into it, comes only from its own
    pool, so no source digit is shared between splits.
 3. **A difficulty per image**, ``d`` in [0, 1], drawn from Beta(1.2, 2.4) (many easy, few
