@@ -8,7 +8,7 @@ Layout under ``results/<preset>/`` (keys: :mod:`msdnet.runs`)::
     runs/<model>/<run key>/seed<s>/model.pt              msdnet train (+ checkpoint.pt to resume)
     predictions/<name>/<key>/seed<s>/{val,test}.npz      msdnet predict, or msdnet ensemble
     tables/<table>.csv                                   msdnet collect
-    notebooks/overview.ipynb                             msdnet notebook
+    notebooks/{overview,budget_explorer}.ipynb (+ .py)   msdnet notebook
 
 Each job is keyed on exactly what determines its output: a training run on its resolved config
 (the run key is in its path), predictions on their run, an ensemble on its members' keys, a
