@@ -176,3 +176,30 @@ def test_train_refuses_a_data_summary_of_other_data(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "data.json" in err and "image_size" in err
+
+
+def test_key_files_name_their_spec_and_replace_older_keys(tmp_path, capsys):
+    from msdnet.runs import key_path
+
+    spec_a, spec_b = {"section": {"A": "m"}}, {"section": {"B": "m"}}
+    a, b = key_path(tmp_path, "anytime", spec_a), key_path(tmp_path, "anytime", spec_b)
+    assert a != b and a.parent == b.parent == tmp_path / ".keys"
+    assert main(["key", str(a), "--spec", json.dumps(spec_a)]) == 0
+    assert main(["key", str(b), "--spec", json.dumps(spec_b)]) == 0
+    assert not a.exists() and json.loads(b.read_text()) == spec_b       # one key per name
+    capsys.readouterr()
+    assert main(["key", str(a), "--spec", json.dumps(spec_b)]) == 2     # a key must match its spec
+    assert "\n" not in capsys.readouterr().err.strip()
+
+
+def test_plan_keys_follow_labels_not_descriptions():
+    cfg = _tiny()
+    p = _plan(cfg)
+    edited = copy.deepcopy(cfg)
+    edited["description"] = "other"
+    assert [p.table_key(t) for t in p.tables()] == [_plan(edited).table_key(t) for t in p.tables()]
+    edited["figures"]["budgeted"]["dynamic"] = {"Renamed": ["msdnet"]}
+    q = _plan(edited)
+    assert [t for t in p.tables() if p.table_key(t) != q.table_key(t)] == ["budgeted"]
+    assert [f for f in p.figures if p.figure_key(f) != q.figure_key(f)] == ["budgeted"]
+    assert p.notebook_key() != q.notebook_key()

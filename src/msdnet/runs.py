@@ -144,3 +144,33 @@ def check_data_summary(path: str | Path, run) -> dict[str, Any]:
         raise ConfigError(f"{path}: prepared for other data (differs in {', '.join(diff)}); "
                           f"prepare this run's data (`msdnet data` with the same --set data.* keys)")
     return summary
+
+
+# -- job keys of the outputs whose names stay fixed (tables, figures, notebooks) ----------------
+# A table's file name is fixed (results/<preset>/tables/anytime.csv), so what it was built from is
+# recorded beside it as a key file, `.keys/<name>.<hash of its spec>.json`, written by the same
+# job. The workflow asks for the key of the current spec: after an edit (a renamed label) that
+# file is missing and the job reruns; writing a key removes the other keys of the same name, so
+# switching back reruns it too. Key files are restored with the outputs (DVC), so this works
+# without Snakemake's own metadata.
+
+def key_path(directory: str | Path, name: str, spec: Any) -> Path:
+    return Path(directory) / ".keys" / f"{check_name(name, 'key name')}.{stable_hash(spec)}.json"
+
+
+def write_key(path: str | Path, spec: Any) -> Path:
+    """Write the key file ``path`` (it must be ``key_path``'s for ``spec``); drop older keys."""
+    import json
+
+    from .io import write_text_atomic
+
+    path = Path(path)
+    name, _, rest = path.name.partition(".")
+    if path.parent.name != ".keys" or rest != f"{stable_hash(spec)}.json":
+        raise ConfigError(f"{path}: not the key file of this spec (expected "
+                          f"{path.parent / (name + '.' + stable_hash(spec) + '.json')})")
+    write_text_atomic(path, json.dumps(spec, indent=1, sort_keys=True) + "\n")
+    for other in path.parent.glob(f"{name}.*.json"):
+        if other != path:
+            other.unlink()
+    return path

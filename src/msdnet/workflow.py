@@ -8,6 +8,7 @@ Layout under ``results/<preset>/`` (keys: :mod:`msdnet.runs`)::
     runs/<model>/<run key>/seed<s>/model.pt              msdnet train (+ checkpoint.pt to resume)
     predictions/<name>/<key>/seed<s>/{val,test}.npz      msdnet predict, or msdnet ensemble
     tables/<table>.csv                                   msdnet collect
+    tables/.keys/<table>.<hash>.json                     what the table was built from (msdnet key)
     notebooks/{overview,budget_explorer}.ipynb (+ .py)   msdnet notebook
 
 Each job is keyed on exactly what determines its output: a training run on its resolved config
@@ -242,9 +243,18 @@ class Preset:
         return {"figure": figure, "reference_dataset": self.cfg.get("reference_dataset"),
                 "tables": [self.table_spec(t.name) for t in FIGURES[figure].tables]}
 
-    def notebook_spec(self) -> str:
-        """A hash of every figure's spec: the notebook reruns when any table or label changes."""
-        return stable_hash([self.figure_spec(f) for f in self.figures])
+    def notebook_spec(self, extra: Any = None) -> dict[str, Any]:
+        """What the notebooks depend on: every figure's spec (and the notebook rule's ``extra``)."""
+        return {"figures": [self.figure_spec(f) for f in self.figures], "extra": extra}
+
+    def table_key(self, table: str) -> Path:
+        return R.key_path(self.results / "tables", table, self.table_spec(table))
+
+    def figure_key(self, figure: str) -> Path:
+        return R.key_path(self.figures_dir, figure, self.figure_spec(figure))
+
+    def notebook_key(self, extra: Any = None) -> Path:
+        return R.key_path(self.results / "notebooks", "notebooks", self.notebook_spec(extra))
 
     def image_data(self, figure: str) -> Path | None:
         """The data summary whose test images a figure shows (easy-hard), else None."""

@@ -32,6 +32,8 @@ def _alternatives(names):
 
 
 wildcard_constraints:
+    keydir="|".join(re.escape(d) for d in (f"{RESULTS}/tables", FIGURES_DIR, f"{RESULTS}/notebooks")),
+    hash=r"[0-9a-f]{16}",
     model=_alternatives(PRESET.cfg["models"]),
     ensemble=_alternatives(PRESET.cfg["ensembles"]),
     key=r"[0-9a-f]{16}",
@@ -95,3 +97,16 @@ def figure_args(wildcards, input):
     if spec.macs_axis and PRESET.cfg["reference_dataset"]:
         args += ["--reference", REFERENCE, "--dataset", PRESET.cfg["reference_dataset"]]
     return quoted(args)
+
+
+def planned_key(path):
+    """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
+    from msdnet.commands.notebook import workflow_plan
+
+    extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
+    keys = {str(PRESET.table_key(t)): PRESET.table_spec(t) for t in PRESET.tables()}
+    keys |= {str(PRESET.figure_key(f)): PRESET.figure_spec(f) for f in PRESET.figures}
+    keys[str(PRESET.notebook_key(extra))] = PRESET.notebook_spec(extra)
+    if path not in keys:
+        raise WorkflowError(f"{path}: not a key this preset plans; ask for a planned target (e.g. `figures`)")
+    return json.dumps(keys[path], sort_keys=True)

@@ -1,7 +1,9 @@
-# A figure depends on its tables, its section's labels and the paper's points (params.spec).
+# A figure depends on its tables, its section's labels and the paper's points (its spec, recorded
+# in its key file; see analyze.smk).
 rule figure:
     input:
         tables=lambda wc: [ancient(f"{RESULTS}/tables/{t.name}.csv") for t in FIGURES[wc.figure].tables],
+        key=lambda wc: ancient(str(PRESET.figure_key(wc.figure))),
         data=lambda wc: [ancient(str(p)) for p in [PRESET.image_data(wc.figure)] if p],
         reference=ancient(REFERENCE),
     output:

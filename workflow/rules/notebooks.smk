@@ -17,6 +17,7 @@ rule notebook:
         explorer=ancient("notebooks/budget_explorer.py"),
         tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
         figures=[ancient(f) for f in figure_files() if f.endswith(".png")],
+        key=ancient(str(PRESET.notebook_key(NOTEBOOKS["explorer_key"]))),
         reference=[ancient(f) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
     output:
@@ -25,7 +26,7 @@ rule notebook:
         explorer=f"{RESULTS}/notebooks/budget_explorer.ipynb",
         explorer_py=f"{RESULTS}/notebooks/budget_explorer.py",
     params:
-        spec=PRESET.notebook_spec(),
+        spec=json.dumps(PRESET.notebook_spec(NOTEBOOKS["explorer_key"]), sort_keys=True),
         explorer=NOTEBOOKS["explorer_key"],
         overview_args=NOTEBOOKS["overview_args"],
         explorer_args=NOTEBOOKS["explorer_args"],
