@@ -99,6 +99,15 @@ def figure_args(wildcards, input):
     return quoted(args)
 
 
+def key_files():
+    """Every key file the preset plans (tables, figures, notebooks)."""
+    from msdnet.commands.notebook import workflow_plan
+
+    extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
+    return ([str(PRESET.table_key(t)) for t in PRESET.tables()]
+            + [str(PRESET.figure_key(f)) for f in PRESET.figures] + [str(PRESET.notebook_key(extra))])
+
+
 def planned_key(path):
     """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
     from msdnet.commands.notebook import workflow_plan

@@ -21,7 +21,10 @@ rule figure:
         "msdnet figure {wildcards.figure} {params.args} --out {params.stem:q} > {log:q} 2>&1"
 
 
+# The key files are asked for here, by the target itself: a key that is missing (an edited spec)
+# makes its job run, and the table, figure or notebook that reads it follows.
 rule figures:
     input:
         figure_files(),
+        key_files(),
         f"{RESULTS}/notebooks/overview.ipynb",
