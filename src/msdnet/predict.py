@@ -58,7 +58,8 @@ def checkpoint_data_config(ckpt: dict[str, Any], checkpoint: str | Path,
                           f"trained checkpoint ({checkpoint})")
     data = ckpt["config"].get("data")
     if not isinstance(data, dict):
-        raise MsdnetError(f"{checkpoint}: its config has no data section; re-create it with `msdnet train`")
+        raise MsdnetError(f"{checkpoint}: its config has no data section; re-create it with `msdnet train` "
+                          "(an imported model: `msdnet import-authors ... --recipe RECIPE.yaml`)")
     return from_dict(DataConfig, {**data, **(overrides or {})}, f"{checkpoint} [data]")
 
 

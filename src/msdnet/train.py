@@ -219,6 +219,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise MsdnetError(f"{path}: corrupt checkpoint ({type(exc).__name__}); delete it and re-run "
                           "`msdnet train`") from None
+    if isinstance(ckpt, dict) and "state_dict" in ckpt and "model" not in ckpt:
+        raise MsdnetError(f"{path}: a checkpoint of the authors' code, not of msdnet; import it first: "
+                          f"`msdnet import-authors {path} --config MODEL.yaml --out OUT.pt`")
     if (not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict)
             or not isinstance(ckpt.get("config"), dict) or "model" not in ckpt["config"]):
         raise MsdnetError(f"{path}: not an msdnet checkpoint; delete it and re-run `msdnet train`")
