@@ -114,6 +114,29 @@ if EV is not None:
           + (" (the median MACs of the curve's points)" if budget is None else ""))
 
 # %% [markdown]
+# ## The network itself
+# The predictions above are all the curves need. The trained network is the run's `model.pt`
+# (`results/<preset>/runs/<model>/<key>/seed<seed>/`); `msdnet.load_model` gives it back, in
+# eval mode, its forward returning one logits tensor per exit. Here: its MACs per exit.
+
+# %%
+import msdnet
+from msdnet.cost import count_costs
+
+CHECKPOINT = (Path(RESULTS) / "runs" / model / Path(PRED_DIR).parent.name / f"seed{seed}" / "model.pt"
+              if PRED_DIR is not None else None)
+if CHECKPOINT is not None and CHECKPOINT.is_file():
+    NET = msdnet.load_model(CHECKPOINT)
+    full, lazy = count_costs(NET), count_costs(NET, lazy=True)
+    print(f"{CHECKPOINT}: {type(NET).__name__}, {NET.num_exits} exits, {full[-1].params:,} parameters")
+    display(pd.DataFrame({"exit": np.arange(1, NET.num_exits + 1),
+                          "MACs": [macs(c.macs) for c in full],
+                          "MACs, lazy": [macs(c.macs) for c in lazy]}).set_index("exit"))
+else:
+    print(f"no checkpoint of {model} (seed {seed}) at {CHECKPOINT}: only its predictions are read "
+          "(an ensemble has none of its own)")
+
+# %% [markdown]
 # ## Accuracy at the budget
 # The thresholds whose validation cost is the largest within the budget; their test accuracy
 # and cost (the test cost can land slightly above the budget: the thresholds are fitted on

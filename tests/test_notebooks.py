@@ -92,6 +92,16 @@ def tree(tmp_path_factory):
                     logits=_logits(labels, exits, bundle.num_classes, rng), labels=labels,
                     exit_macs=macs, sample_ids=part.ids.numpy(), meta=meta))
             sources[name] = {0: str(d)}
+        # the explorer's model has a checkpoint beside its predictions (msdnet.load_model reads it)
+        import torch
+
+        from conftest import TINY_MSDNET
+        from msdnet.models import build
+
+        net = {**TINY_MSDNET, "n_blocks": EXITS["msdnet"]}
+        run = results / "runs" / "msdnet" / f"{1:016x}" / "seed0"   # the key of its predictions
+        run.mkdir(parents=True)
+        torch.save({"model": build(net).state_dict(), "config": {"model": net}}, run / "model.pt")
         for fid, section in FIGURES.items():
             for table in SPECS[fid].tables:
                 df = resolve(table.build)(table.section_of(section), Sources(sources))
@@ -207,6 +217,7 @@ def test_budget_explorer_runs_in_its_folder(tree):
     outputs, text = _outputs(nb)
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert "skipped" not in text, text
+    assert "model.pt: MSDNet, 3 exits" in text   # msdnet.load_model of the run's checkpoint
     assert _pngs(outputs) >= 2                  # the curve with exit shares, the images per exit
     # the accuracy shown is BudgetedEvaluator's at the default budget (median MACs of the curve)
     d = next((tree / "results" / PRESET / "predictions" / "msdnet").glob("*/seed0"))
