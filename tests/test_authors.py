@@ -320,3 +320,111 @@ def test_load_model_reads_a_trained_checkpoint_and_its_final_artifact(tmp_path):
         assert len(outs[-1]) == model.num_exits == 2 and outs[-1][0].shape == (3, 10)
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# -- the authors' validation indices (data.holdout_indices) ---------------------------------------
+
+def _index_file(path: Path, n: int, seed: int = 3) -> torch.Tensor:
+    """A file in the authors' format: dataloader.py's torch.save(torch.randperm(len(train_set)))."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    torch.save(perm, path)
+    return perm
+
+
+def test_authors_split_holds_out_the_last_entries_of_their_permutation(tmp_path):
+    from msdnet.data.splits import authors_split
+
+    perm = _index_file(tmp_path / "index.pth", 20)
+    idx = authors_split(tmp_path / "index.pth", 20, 5)
+    assert idx.val.tolist() == sorted(perm[-5:].tolist())
+    assert idx.train.tolist() == sorted(perm[:-5].tolist())
+    assert idx.file == str(tmp_path / "index.pth")
+
+
+@pytest.mark.parametrize("content, match", [
+    (torch.arange(19), "19 indices"), (torch.zeros(20, dtype=torch.long), "not a permutation"),
+    (torch.rand(20), "integer"), ({"index": torch.arange(20)}, "1-D integer"),
+    (argparse.Namespace(x=1), "weights_only")])
+def test_a_wrong_indices_file_is_one_line(tmp_path, content, match):
+    from msdnet.data.splits import authors_split
+    from msdnet.errors import DataError
+
+    torch.save(content, tmp_path / "index.pth")
+    with pytest.raises(DataError, match=match) as exc:
+        authors_split(tmp_path / "index.pth", 20, 5)
+    assert "\n" not in str(exc.value)
+
+
+def test_cifar_with_holdout_indices_holds_out_their_images(tmp_path):
+    from test_data import _write_cifar
+
+    from msdnet.config import from_dict
+    from msdnet.data import DataConfig, load_data
+
+    _write_cifar(tmp_path / "data", "cifar100", per_batch=100)
+    perm = _index_file(tmp_path / "index.pth", 100)
+    cfg = from_dict(DataConfig, {"name": "cifar100", "root": str(tmp_path / "data"), "val_size": 10,
+                                 "holdout_indices": str(tmp_path / "index.pth")})
+    b = load_data(cfg)
+    assert b.val.ids.tolist() == sorted(perm[-10:].tolist())
+    assert b.train.ids.tolist() == sorted(perm[:-10].tolist())
+    assert b.split_file == str(tmp_path / "index.pth")
+    assert not (tmp_path / "data" / "cifar100" / "splits").exists()      # no split of ours drawn
+
+
+def test_imagenet_with_holdout_indices_holds_out_their_images(tmp_path):
+    from PIL import Image
+
+    from msdnet.data import DataConfig, load_data
+
+    root = tmp_path / "imagenet"
+    for part in ("train", "val"):
+        for cls in ("n01", "n02"):
+            (root / part / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / part / cls / f"{i}.png")
+    perm = _index_file(tmp_path / "index.pth", 6)
+    b = load_data(DataConfig(name="imagenet", root=str(tmp_path / "data"), imagenet_dir=str(root),
+                             val_size=2, holdout_indices=str(tmp_path / "index.pth")))
+    assert b.val.indices == sorted(perm[-2:].tolist()) and b.train.indices == sorted(perm[:-2].tolist())
+    with pytest.raises(MsdnetError, match="6 images"):
+        torch.save(torch.randperm(7), tmp_path / "index.pth")
+        load_data(DataConfig(name="imagenet", root=str(tmp_path / "data"), imagenet_dir=str(root),
+                             val_size=2, holdout_indices=str(tmp_path / "index.pth")))
+
+
+def test_holdout_indices_is_only_for_the_authors_data_sets():
+    from msdnet.config import from_dict
+    from msdnet.data import DataConfig
+    from msdnet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="holdout_indices"):
+        from_dict(DataConfig, {"name": "digits", "holdout_indices": "index.pth"})
+    with pytest.raises(ConfigError, match="holdout_indices"):
+        from_dict(DataConfig, {"name": "cifar10", "val_size": 0, "holdout_indices": "index.pth"})
+
+
+# -- keys added for this issue leave every existing run key as it was -------------------------------
+
+# The data and train keys every run was hashed with before this issue's keys were added: a key
+# added since must be left out of the hashed dicts while it holds its default (compact_dict).
+DATA_KEYS_BEFORE = {"name", "root", "imagenet_dir", "val_size", "test_size", "image_size", "split_seed",
+                    "synthetic_images", "synthetic_classes", "hard_train_images", "hard_val_images",
+                    "hard_test_images"}
+TRAIN_KEYS_BEFORE = {"epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "lr_milestones",
+                     "lr_gamma", "exit_weights", "seed", "eval_batch_size", "num_workers", "device",
+                     "eval_every", "progress", "precision", "channels_last", "compile", "compile_mode"}
+
+
+@pytest.mark.parametrize("preset", ["tiny.yaml", "paper-cifar100.yaml", "paper-imagenet.yaml"])
+def test_new_keys_at_their_default_change_no_run_key(preset, monkeypatch):
+    from msdnet.runs import resolve, run_identity
+    from msdnet.workflow import Preset, validate_preset
+
+    monkeypatch.chdir(REPO)
+    p = Preset(validate_preset(load_yaml(REPO / "config" / preset), preset), preset)
+    for m in p.models_needed():
+        run = resolve(p.cfg["models"][m]["config"], p.cfg["recipe"], p.train_overrides(m))
+        d = run.to_dict()                                   # what RunConfig.hash hashes
+        assert set(d["data"]) == DATA_KEYS_BEFORE and set(d["train"]) == TRAIN_KEYS_BEFORE
+        assert set(run_identity(run)["data"]) <= DATA_KEYS_BEFORE

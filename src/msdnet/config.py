@@ -135,3 +135,16 @@ def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<config>") -
 
 def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
+
+
+def compact_dict(obj: Any) -> dict[str, Any]:
+    """``asdict(obj)`` without the keys named in the class's ``OMIT_AT_DEFAULT`` that hold their
+    default: keys added to a config after runs were keyed change no hash, no run key and no
+    recorded config until a config sets them (``from_dict`` fills them back in)."""
+    out = dataclasses.asdict(obj)
+    for f in dataclasses.fields(obj):
+        if f.name in getattr(type(obj), "OMIT_AT_DEFAULT", ()):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if out[f.name] == default:
+                del out[f.name]
+    return out

@@ -9,7 +9,6 @@ other data key decides which images are in which split.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 import yaml
 
-from .config import from_dict
+from .config import compact_dict, from_dict
 from .cost import count_costs
 from .data import DataConfig, iterate_batches, load_data
 from .errors import ConfigError, MsdnetError
@@ -113,7 +112,7 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
         meta = {
             "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "config_hash": ckpt["config_hash"],
             "split": split, "dataset": data_cfg.name, "split_seed": data_cfg.split_seed,
-            "data": asdict(data_cfg), "code_version": code_version(),
+            "data": compact_dict(data_cfg), "code_version": code_version(),
             "arch": config["model"]["arch"], "epochs": ckpt["epoch"], "seed": config["train"]["seed"],
             "exit_macs_lazy": [c.macs for c in lazy_costs],
         }

@@ -29,7 +29,7 @@ import pickle
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -40,7 +40,7 @@ import yaml
 from tqdm import tqdm
 
 from . import distributed as ddp
-from .config import from_dict
+from .config import compact_dict, from_dict
 from .data import DataConfig, load_data
 from . import __version__
 from .errors import ConfigError, MsdnetError
@@ -120,7 +120,7 @@ class RunConfig:
     train: TrainConfig
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": dict(self.model), "data": asdict(self.data), "train": asdict(self.train)}
+        return {"model": dict(self.model), "data": compact_dict(self.data), "train": compact_dict(self.train)}
 
     @property
     def hash(self) -> str:

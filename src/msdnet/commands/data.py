@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
-
-from ..config import from_dict, load_yaml
+from ..config import compact_dict, from_dict, load_yaml
 from ..data import DataConfig, load_data, split_sizes
 from ..io import write_json_atomic
 from ..runs import apply_overrides
@@ -23,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def summary(cfg: DataConfig) -> dict:
     bundle = load_data(cfg)
-    return {"config": asdict(cfg), "dataset": bundle.name, "num_classes": bundle.num_classes,
+    return {"config": compact_dict(cfg), "dataset": bundle.name, "num_classes": bundle.num_classes,
             "input_size": list(bundle.input_size), "splits": split_sizes(bundle),
             "split_file": bundle.split_file}
 

@@ -176,9 +176,10 @@ def locate(results_dir: str | os.PathLike, repo_dir: str | os.PathLike, figures_
 
 
 def rebase_data(raw: Mapping[str, Any], repo: str | os.PathLike) -> dict[str, Any]:
-    """A data config with its relative ``root`` / ``imagenet_dir`` resolved from ``repo``."""
+    """A data config with its relative ``root`` / ``imagenet_dir`` / ``holdout_indices`` resolved
+    from ``repo``."""
     out = dict(raw)
-    for key in ("root", "imagenet_dir"):
+    for key in ("root", "imagenet_dir", "holdout_indices"):
         if isinstance(out.get(key), str) and out[key] and not os.path.isabs(out[key]):
             out[key] = str(Path(repo) / out[key])
     return out

@@ -24,7 +24,7 @@ from ..errors import DataError
 from .arrays import ArraySplit, channel_stats
 from .bundle import DataBundle
 from .config import DataConfig
-from .splits import fixed_split, resolve_count
+from .splits import authors_split, fixed_split, resolve_count
 
 DEFAULT_VAL = 5000
 NO_DOWNLOAD_ENV = "MSDNET_NO_DOWNLOAD"
@@ -114,7 +114,8 @@ def load_cifar_bundle(cfg: DataConfig) -> DataBundle:
     train_images, train_labels = _read_all(folder, layout.train_files, layout)
     test_images, test_labels = _read_all(folder, (layout.test_file,), layout)
     n_val = resolve_count(cfg.val_size, len(train_labels), DEFAULT_VAL, "val_size")
-    idx = fixed_split(cfg.root, cfg.name, cfg.split_seed, len(train_labels), n_val)
+    idx = (authors_split(cfg.holdout_indices, len(train_labels), n_val) if cfg.holdout_indices
+           else fixed_split(cfg.root, cfg.name, cfg.split_seed, len(train_labels), n_val))
     train = ArraySplit.take(train_images, train_labels, idx.train)
     mean, std = channel_stats(train.images)
     return DataBundle(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 DATASETS = ("digits", "digits-hard", "cifar10", "cifar100", "imagenet", "synthetic")
 
@@ -33,7 +33,17 @@ class DataConfig:
         hard_train_images, hard_val_images, hard_test_images: digits-hard only: number of
             generated images of each split (variants of that split's source digits; see
             ``msdnet.data.digits_hard`` and docs/data.md).
+        holdout_indices: cifar10/cifar100/imagenet only: the authors' validation-indices file
+            (``index.pth`` of kalviny/MSDNet-PyTorch, ``torch.save(torch.randperm(N))`` over the
+            N training images); its last ``val_size`` entries are the held-out split, the rest
+            train (``msdnet.data.splits.authors_split``). None: our seeded split.
+
+    Keys in ``OMIT_AT_DEFAULT`` were added after runs had been keyed: at their default they are
+    left out of the config's dict (:func:`msdnet.config.compact_dict`), so the hashes and run keys
+    of configs that do not set them stay what they were.
     """
+
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("holdout_indices",)
 
     name: Literal["digits", "digits-hard", "cifar10", "cifar100", "imagenet", "synthetic"]
     root: str = "data"
@@ -47,6 +57,7 @@ class DataConfig:
     hard_train_images: int = 8000
     hard_val_images: int = 2000
     hard_test_images: int = 3000
+    holdout_indices: str | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message naming the bad key and the fix."""
@@ -74,6 +85,13 @@ class DataConfig:
             raise ValueError(f"key 'synthetic_images': must be >= 3, got {self.synthetic_images}")
         if self.synthetic_classes < 2:
             raise ValueError(f"key 'synthetic_classes': must be >= 2, got {self.synthetic_classes}")
+        if self.holdout_indices is not None:
+            if self.name not in ("cifar10", "cifar100", "imagenet"):
+                raise ValueError(f"key 'holdout_indices': the authors' validation indices are for "
+                                 f"cifar10, cifar100 and imagenet, not {self.name}")
+            if not self.holdout_indices or self.val_size == 0:
+                raise ValueError("key 'holdout_indices': needs a file and a held-out split "
+                                 "(val_size > 0 or null)")
         for key in ("hard_train_images", "hard_val_images", "hard_test_images"):
             if getattr(self, key) < (10 if key == "hard_train_images" else 1):
                 raise ValueError(f"key '{key}': must be >= {10 if key == 'hard_train_images' else 1}, "

@@ -19,7 +19,7 @@ from torchvision.datasets.vision import StandardTransform
 from ..errors import DataError
 from .bundle import DataBundle
 from .config import DataConfig
-from .splits import fixed_split, resolve_count
+from .splits import authors_split, fixed_split, resolve_count
 
 DEFAULT_VAL = 50000
 MEAN = (0.485, 0.456, 0.406)
@@ -67,7 +67,8 @@ def load_imagenet_bundle(cfg: DataConfig) -> DataBundle:
         raise DataError(f"{root / 'val'}: class folders differ from {root / 'train'}; "
                         f"use the same class folders in both")
     n_val = resolve_count(cfg.val_size, len(scanned), DEFAULT_VAL, "val_size")
-    idx = fixed_split(cfg.root, "imagenet", cfg.split_seed, len(scanned), n_val)
+    idx = (authors_split(cfg.holdout_indices, len(scanned), n_val) if cfg.holdout_indices
+           else fixed_split(cfg.root, "imagenet", cfg.split_seed, len(scanned), n_val))
     plain = _view(scanned, test_transform())
     return DataBundle(
         name=cfg.name,

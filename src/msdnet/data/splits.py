@@ -139,3 +139,39 @@ def fixed_split(root: str | Path, name: str, seed: int, n_total: int, n_val: int
         test=_tensor(test) if n_test is not None else None,
         file=str(path),
     )
+
+
+def authors_split(path: str | Path, n_total: int, n_val: int) -> SplitIndices:
+    """The held-out split of the authors' PyTorch code (kalviny/MSDNet-PyTorch, ``dataloader.py``
+    with ``--use-valid``), read from their validation-indices file.
+
+    Their file (``index.pth``, published with the ImageNet models) is
+    ``torch.save(torch.randperm(N))`` over the N images of the training set (CIFAR's training
+    batches in order; ImageNet's ``train/`` ImageFolder, classes and files sorted, as
+    torchvision lists them); the last ``n_val`` entries (5,000 for CIFAR, 50,000 for ImageNet)
+    were held out, the others trained on. Read with ``torch.load(weights_only=True)``; a file that
+    is not a permutation of ``0..n_total-1`` is a one-line :class:`DataError`.
+    """
+    path = Path(path)
+    fix = ("give data.holdout_indices the authors' validation-indices file (index.pth) of this "
+           "training set")
+    if not path.is_file():
+        raise DataError(f"{path} not found; {fix}")
+    try:
+        perm = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling fails in many ways; refused either way
+        raise DataError(f"{path}: not a tensor file readable with weights_only=True "
+                        f"({type(exc).__name__}); {fix}") from None
+    if not isinstance(perm, torch.Tensor) or perm.dim() != 1 or perm.dtype.is_floating_point \
+            or perm.dtype == torch.bool:
+        raise DataError(f"{path}: expected a 1-D integer tensor (a permutation), got "
+                        f"{type(perm).__name__}{list(perm.shape) if isinstance(perm, torch.Tensor) else ''}; {fix}")
+    perm = perm.to(torch.int64)
+    if len(perm) != n_total:
+        raise DataError(f"{path}: {len(perm)} indices, but the training set has {n_total} images; {fix}")
+    if not torch.equal(torch.sort(perm).values, torch.arange(n_total)):
+        raise DataError(f"{path}: not a permutation of 0..{n_total - 1}; {fix}")
+    if not 0 < n_val < n_total:
+        raise DataError(f"{path}: val_size {n_val} must be between 1 and {n_total - 1}")
+    return SplitIndices(train=torch.sort(perm[:-n_val]).values, val=torch.sort(perm[-n_val:]).values,
+                        test=None, file=str(path))
