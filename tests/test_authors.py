@@ -428,3 +428,27 @@ def test_new_keys_at_their_default_change_no_run_key(preset, monkeypatch):
         d = run.to_dict()                                   # what RunConfig.hash hashes
         assert set(d["data"]) == DATA_KEYS_BEFORE and set(d["train"]) == TRAIN_KEYS_BEFORE
         assert set(run_identity(run)["data"]) <= DATA_KEYS_BEFORE
+
+
+def test_an_imported_model_predicts_on_the_authors_held_out_images(budgeted_src, tmp_path):
+    """import-authors with a recipe, then msdnet predict: what the workflow's import_model and
+    predict_model jobs run for a preset model with `checkpoint:`."""
+    from test_data import _write_cifar
+
+    from msdnet.predictions import load
+
+    cfg, ckpt = budgeted_src
+    _write_cifar(tmp_path / "data", "cifar100", per_batch=100, n_test=12)
+    perm = _index_file(tmp_path / "index.pth", 100)
+    torch.save(ckpt, tmp_path / "theirs.pth")
+    out = tmp_path / "runs" / "model.pt"
+    assert main(["import-authors", str(tmp_path / "theirs.pth"), "--config", str(MODELS / CIFAR[1]),
+                 "--recipe", str(REPO / "config" / "recipes" / "cifar.yaml"),
+                 "--set", f"data.root={tmp_path / 'data'}", "--set", "data.val_size=10",
+                 "--set", f"data.holdout_indices={tmp_path / 'index.pth'}", "--out", str(out)]) == 0
+    assert main(["predict", str(out), "--out-dir", str(tmp_path / "pred"), "--batch-size", "64"]) == 0
+    val, test = load(tmp_path / "pred" / "val.npz"), load(tmp_path / "pred" / "test.npz")
+    assert sorted(val.sample_ids.tolist()) == sorted(perm[-10:].tolist())
+    assert val.num_exits == test.num_exits == 4 and len(test) == 12
+    assert val.meta["checkpoint_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert val.meta["data"]["holdout_indices"] == str(tmp_path / "index.pth")

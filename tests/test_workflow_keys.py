@@ -203,3 +203,41 @@ def test_plan_keys_follow_labels_not_descriptions():
     assert [t for t in p.tables() if p.table_key(t) != q.table_key(t)] == ["budgeted"]
     assert [f for f in p.figures if p.figure_key(f) != q.figure_key(f)] == ["budgeted"]
     assert p.notebook_key() != q.notebook_key()
+
+
+def _authors() -> dict:
+    return load_yaml(REPO / "config" / "paper-imagenet-authors.yaml")
+
+
+def test_an_imported_model_is_keyed_on_its_checkpoint_path_and_config_not_on_data_location():
+    from msdnet.runs import import_key, resolve
+
+    cfg = _authors()
+    p = _plan(cfg)
+    spec = cfg["models"]["msdnet-k4"]
+    run = resolve(spec["config"], cfg["recipe"], p.train_overrides("msdnet-k4"))
+    assert p.run_of("msdnet-k4").key == import_key(spec["checkpoint"], run)
+    assert p.run_of("msdnet-k4").checkpoint == spec["checkpoint"]
+    assert p.seeds_of("msdnet-k4") == [0] and p.runs_needed() == [("msdnet-k4", 0), ("msdnet-k7", 0)]
+    moved = copy.deepcopy(cfg)
+    moved["models"]["msdnet-k4"]["checkpoint"] = "elsewhere/k4.pth.tar"
+    assert _keys(_plan(moved))["msdnet-k4"] != _keys(p)["msdnet-k4"]
+    assert _keys(_plan(moved))["msdnet-k7"] == _keys(p)["msdnet-k7"]
+    relocated = copy.deepcopy(cfg)
+    relocated["recipe_set"]["data.imagenet_dir"] = "/datasets/imagenet"
+    assert _keys(_plan(relocated)) == _keys(p)
+    other_split = copy.deepcopy(cfg)
+    other_split["models"]["msdnet-k7"]["recipe_set"]["data.holdout_indices"] = "data/other-index.pth"
+    assert _keys(_plan(other_split))["msdnet-k7"] != _keys(p)["msdnet-k7"]
+    assert p.data_summary("msdnet-k4") != p.data_summary("msdnet-k7")      # each model's own split
+
+
+def test_an_imported_model_has_one_seed_and_is_no_ensemble_member():
+    cfg = copy.deepcopy(_authors())
+    cfg["models"]["msdnet-k4"]["seeds"] = [0, 1]
+    with pytest.raises(ConfigError, match="one seed"):
+        validate_preset(cfg, "authors.yaml")
+    cfg = copy.deepcopy(_authors())
+    cfg["ensembles"] = {"ens": ["msdnet-k4", "msdnet-k7"]}
+    with pytest.raises(ConfigError, match="imported"):
+        validate_preset(cfg, "authors.yaml")

@@ -15,7 +15,8 @@ from msdnet.workflow import Preset, validate_preset
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PRESETS = ["config.yaml", "tiny.yaml", "paper-cifar100.yaml", "paper-cifar10.yaml", "paper-imagenet.yaml"]
+PRESETS = ["config.yaml", "tiny.yaml", "paper-cifar100.yaml", "paper-cifar10.yaml", "paper-imagenet.yaml",
+           "paper-imagenet-authors.yaml"]
 
 
 def _snakemake(*args: str) -> subprocess.CompletedProcess:
@@ -40,6 +41,21 @@ def test_paper_dag_resolves(name):
     lines = {l.split()[0]: l.split()[-1] for l in text.splitlines() if len(l.split()) == 2}
     assert int(lines["train_model"]) == len(preset.runs_needed())
     assert int(lines["figure"]) == len(preset.figures)
+
+
+def test_authors_imagenet_dag_imports_and_trains_nothing():
+    """The published checkpoints need not exist to plan (they are parameters, not inputs)."""
+    name = "paper-imagenet-authors.yaml"
+    preset = Preset(validate_preset(load_yaml(REPO / "config" / name), name))
+    assert preset.imported_models() == ["msdnet-k4", "msdnet-k7"] and not preset.trained_models()
+    out = _snakemake("figures", "-n", "--quiet", "rules", "--configfile", f"config/{name}",
+                     "--directory", str(REPO))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    lines = {l.split()[0]: l.split()[-1] for l in text.splitlines() if len(l.split()) == 2}
+    assert "train_model" not in lines
+    assert int(lines["import_model"]) == int(lines["predict_model"]) == 2
+    assert int(lines["figure"]) == len(preset.figures) == 3
 
 
 @pytest.mark.parametrize("name", PRESETS)

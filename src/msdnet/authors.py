@@ -41,6 +41,7 @@ import torch
 from . import __version__
 from .errors import ConfigError, MsdnetError
 from .io import sha256_file, stable_hash, write_bytes_atomic
+from .runs import import_key
 
 __all__ = ["AUTHORS_REPO", "authors_key_map", "convert_state_dict", "read_authors_checkpoint",
            "imported_artifact", "import_authors", "import_key"]
@@ -162,14 +163,6 @@ def read_authors_checkpoint(path: str | Path) -> dict[str, Any]:
             else "not the authors' format"
         raise MsdnetError(f"{path}: no 'state_dict' mapping: {what}")
     return dict(ckpt)
-
-
-def import_key(checkpoint: str, run) -> str:
-    """The run key of a model imported from ``checkpoint`` (a path, as the preset gives it) with
-    the resolved config ``run``: the file's content is not read, so the planner needs no file."""
-    from .runs import run_identity
-
-    return stable_hash({"imported": str(checkpoint), **run_identity(run)})
 
 
 def _number(value: Any) -> float | int | None:

@@ -108,6 +108,14 @@ def run_key(run) -> str:
     return stable_hash(run_identity(run))
 
 
+def import_key(checkpoint: str | Path, run) -> str:
+    """The run key of a model imported from ``checkpoint`` (``msdnet import-authors``; a path as
+    the preset gives it) with the resolved config ``run``: a hash of the path and the config,
+    not of the file's bytes, so planning needs no file. Replacing the file at the same path does
+    not change the key (delete the imported ``model.pt`` to import it again)."""
+    return stable_hash({"imported": str(checkpoint), **run_identity(run)})
+
+
 def data_key(run) -> str:
     """16 hex digits naming the data set and its splits a run trains on."""
     return stable_hash(run_identity(run)["data"])

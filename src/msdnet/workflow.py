@@ -5,7 +5,8 @@ read it; it computes nothing (the tables are built by ``msdnet collect``, :mod:`
 Layout under ``results/<preset>/`` (keys: :mod:`msdnet.runs`)::
 
     data/<dataset>-<data key>.json                       msdnet data (the data set, prepared)
-    runs/<model>/<run key>/seed<s>/model.pt              msdnet train (+ checkpoint.pt to resume)
+    runs/<model>/<run key>/seed<s>/model.pt              msdnet train (+ checkpoint.pt to resume), or
+                                                         msdnet import-authors (a model with `checkpoint:`)
     predictions/<name>/<key>/seed<s>/{val,test}.npz      msdnet predict, or msdnet ensemble
     tables/<table>.csv                                   msdnet collect
     tables/.keys/<table>.<hash>.json                     what the table was built from (msdnet key)
@@ -16,6 +17,10 @@ Each job is keyed on exactly what determines its output: a training run on its r
 table on its own section of the preset and the predictions it reads, a figure on its table(s),
 the preset's ``reference_dataset`` and its section's labels. Legend labels and descriptions
 never reach training or prediction.
+
+A model with ``checkpoint: PATH`` (the authors' published weights) is imported, not trained: one
+seed (0), its run key :func:`msdnet.runs.import_key` (a hash of the path and its resolved config;
+the file is not read when planning, so a dry run needs no download).
 """
 
 from __future__ import annotations
@@ -75,6 +80,13 @@ def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema:
         for m in members:
             if m not in cfg["models"]:
                 raise ConfigError(f"{source}: ensembles/{name}: unknown member model '{m}'")
+            if "checkpoint" in cfg["models"][m]:
+                raise ConfigError(f"{source}: ensembles/{name}: '{m}' is imported from a checkpoint "
+                                  "(one set of weights); ensembles train their members")
+    for name, spec in cfg["models"].items():
+        if "checkpoint" in spec and len(spec.get("seeds") or [0]) != 1:
+            raise ConfigError(f"{source}: models/{name}: an imported model has one set of weights; "
+                              "give it one seed (seeds: [0]) or none")
     names = set(cfg["models"]) | set(cfg["ensembles"])
     preset = Preset(cfg, source)
     for fig, name in preset.referenced():
@@ -104,6 +116,7 @@ class RunPlan:
     config: str                  # model YAML
     recipe: str                  # recipe YAML
     overrides: tuple[str, ...]   # --set arguments of msdnet train (without the seed)
+    checkpoint: str | None = None  # imported from this file (msdnet import-authors), not trained
 
 
 @dataclass
@@ -130,7 +143,17 @@ class Preset:
         return self.cfg["figures"]
 
     def seeds_of(self, model: str) -> list[int]:
-        return list(self.cfg["models"][model].get("seeds") or self.cfg["seeds"])
+        spec = self.cfg["models"][model]
+        if "checkpoint" in spec:                      # imported: one set of weights
+            return list(spec.get("seeds") or [0])
+        return list(spec.get("seeds") or self.cfg["seeds"])
+
+    def imported_models(self) -> list[str]:
+        """Models whose weights are given (``checkpoint:``), imported instead of trained."""
+        return sorted(m for m, spec in self.cfg["models"].items() if "checkpoint" in spec)
+
+    def trained_models(self) -> list[str]:
+        return sorted(m for m in self.cfg["models"] if m not in self.imported_models())
 
     def seeds_for(self, name: str) -> list[int]:
         """Seeds of a model or an ensemble (ensembles use the preset's seeds)."""
@@ -197,9 +220,12 @@ class Preset:
                 run = R.resolve(spec["config"], self.cfg["recipe"], overrides)
             except ConfigError as exc:
                 raise ConfigError(f"{self.source}: models/{model}: {exc}") from None
-            self._runs[model] = RunPlan(model=model, key=R.run_key(run), dataset=run.data.name,
+            checkpoint = spec.get("checkpoint")
+            key = R.run_key(run) if checkpoint is None else R.import_key(checkpoint, run)
+            self._runs[model] = RunPlan(model=model, key=key, dataset=run.data.name,
                                         data_key=R.data_key(run), config=spec["config"],
-                                        recipe=self.cfg["recipe"], overrides=tuple(overrides))
+                                        recipe=self.cfg["recipe"], overrides=tuple(overrides),
+                                        checkpoint=checkpoint)
         return self._runs[model]
 
     def key_of(self, name: str) -> str:

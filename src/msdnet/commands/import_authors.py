@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a key of the recipe or (model.KEY=VALUE) of the model config; repeatable")
     p.add_argument("--expect-key", metavar="KEY",
                    help="refuse unless SRC with this config has this run key (the workflow's guard; "
-                        "see msdnet.authors.import_key)")
+                        "see msdnet.runs.import_key)")
 
 
 def run(args: argparse.Namespace) -> int:
