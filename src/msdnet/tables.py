@@ -92,11 +92,13 @@ def budgeted_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame:
     p, avg_macs, accuracy (top-1 %), val_avg_macs, val_accuracy.
 
     A dynamic curve over several models is their best-on-validation envelope (the paper's MSDNet
-    curve); over one model it is that model's sweep of p, counting lazy evaluation. A single
+    curve); over one model it is that model's sweep of p, counting lazy evaluation (the section's
+    ``costs: full`` counts every exit alone instead). A single
     network is one point (its last exit, full cost); a label with several single networks is a
     line through their sizes.
     """
-    dynamic = dynamic_rows(section.get("dynamic", {}), src)
+    dynamic = dynamic_rows(section.get("dynamic", {}), src,
+                           {label: section.get("costs", COST_DEFAULT) for label in section.get("dynamic", {})})
     rows = []
     for label, names in section.get("single", {}).items():
         for name in _as_list(names):

@@ -31,7 +31,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from .models import MultiExitModel, build, parse
 from .precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
 
 __all__ = ["TrainConfig", "RunConfig", "Objective", "train", "train_step", "evaluate", "lr_at", "resolve_device",
+           "make_optimizer", "maybe_sync_batchnorm",
            "load_checkpoint", "load_weights", "final_artifact", "write_final", "check_model_fits_data"]
 
 CHECKPOINT = "checkpoint.pt"
@@ -77,7 +78,14 @@ class TrainConfig:
     ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile``
     (null = auto) and ``compile_mode`` (auto) choose the fast path; see :mod:`msdnet.precision`
     for what ``auto`` picks per device.
+    ``sync_batchnorm``: under torchrun, BatchNorm statistics over the global batch (true) or
+    per process, as the authors' DataParallel training had them per GPU (false).
+
+    Keys in ``OMIT_AT_DEFAULT`` were added after runs had been keyed: left out of the hashed
+    dict while they hold their default (:func:`msdnet.config.compact_dict`).
     """
+
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("sync_batchnorm",)
 
     epochs: int = 300
     batch_size: int = 64
@@ -99,6 +107,7 @@ class TrainConfig:
     compile: bool | None = None
     compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune-no-cudagraphs",
                           "max-autotune"] = "auto"
+    sync_batchnorm: bool = True
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -147,6 +156,22 @@ def make_run_config(model: dict[str, Any], recipe: dict[str, Any], model_source:
     data = from_dict(DataConfig, recipe["data"] or {}, f"{recipe_source} [data]")
     train_cfg = from_dict(TrainConfig, recipe.get("train") or {}, f"{recipe_source} [train]")
     return RunConfig(model=dict(model), data=data, train=train_cfg)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD over every parameter with the recipe's momentum, Nesterov switch and weight decay."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
+def maybe_sync_batchnorm(model: torch.nn.Module, ctx: ddp.Context, device: torch.device,
+                         cfg: TrainConfig) -> bool:
+    """Under torchrun with ``train.sync_batchnorm``, BatchNorm over the global batch (in place);
+    returns whether it did."""
+    if ctx.enabled and cfg.sync_batchnorm:
+        ddp.sync_batchnorm(model, device)
+        return True
+    return False
 
 
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
@@ -436,11 +461,9 @@ def _train_locked(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.dev
     ckpt_path = out / CHECKPOINT
     weights = torch.tensor(cfg.exit_weights or [1.0] * model.num_exits, device=device)
     policy = decide(device, cfg, distributed=ctx.enabled, static_graph=model.static_graph)
-    if ctx.enabled:
-        ddp.sync_batchnorm(model, device)
+    maybe_sync_batchnorm(model, ctx, device, cfg)
     prepare_model(model, policy)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     milestones = sorted({round(m * cfg.epochs) for m in cfg.lr_milestones})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
     scaler = grad_scaler(policy)

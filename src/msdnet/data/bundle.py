@@ -34,6 +34,10 @@ class DataBundle:
         train_plain: Dataset bundles only: the training split with the test transform, used
             for passes over the training images without augmentation.
         class_names: the name of every class, for figures (None: unnamed, "class k").
+        augment_val: the held-out split is read with the training augmentation
+            (``data.augment_holdout``): :func:`iterate_batches` crops and flips an ArraySplit's
+            val images (seeded with 0 unless a generator is given); a Dataset's val split
+            carries the training transform itself.
     """
 
     name: str
@@ -49,6 +53,7 @@ class DataBundle:
     split_file: str | None
     train_plain: Dataset | None = field(default=None, repr=False)
     class_names: tuple[str, ...] | None = None
+    augment_val: bool = False
     _on_device: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def split(self, split: str) -> ArraySplit | Dataset:
@@ -127,7 +132,7 @@ def iterate_batches(
     is stored NHWC; the default costs one copy per batch). ``num_workers`` is unused. Dataset splits (ImageNet): a ``DataLoader`` with
     ``num_workers``, ``pin_memory`` on CUDA and shuffling from ``generator``; its transforms
     augment (train) and normalise. Validation and test data are never augmented: ``augment``
-    on them is a ``ValueError``. Arguments are checked when called, before iteration starts.
+    on them is a ``ValueError`` (a bundle with ``augment_val`` augments its val split itself). Arguments are checked when called, before iteration starts.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -138,6 +143,9 @@ def iterate_batches(
     if device.type == "cuda" and device.index is None:  # one cache entry per physical device
         device = torch.device("cuda", torch.cuda.current_device())
     if isinstance(data, ArraySplit):
+        if split == "val" and bundle.augment_val:          # data.augment_holdout
+            augment = True
+            generator = generator if generator is not None else torch.Generator().manual_seed(0)
         return _array_batches(bundle, split, batch_size, shuffle, augment, generator, device, drop_last,
                               memory_format)
     if split == "train" and not augment:

@@ -7,7 +7,8 @@
 sums, which small test fixtures cannot satisfy.
 
 Normalisation: per-channel mean/std computed exactly from the training split actually trained
-on (after the hold-out), not the usual published constants.
+on (after the hold-out), not the usual published constants, unless ``data.mean``/``data.std``
+fix them.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def load_cifar_bundle(cfg: DataConfig) -> DataBundle:
     idx = (authors_split(cfg.holdout_indices, len(train_labels), n_val) if cfg.holdout_indices
            else fixed_split(cfg.root, cfg.name, cfg.split_seed, len(train_labels), n_val))
     train = ArraySplit.take(train_images, train_labels, idx.train)
-    mean, std = channel_stats(train.images)
+    mean, std = (tuple(cfg.mean), tuple(cfg.std)) if cfg.mean is not None else channel_stats(train.images)
     return DataBundle(
         name=cfg.name,
         num_classes=layout.num_classes,
@@ -130,4 +131,5 @@ def load_cifar_bundle(cfg: DataConfig) -> DataBundle:
         val=ArraySplit.take(train_images, train_labels, idx.val) if n_val else None,
         test=ArraySplit(test_images, test_labels, torch.arange(len(test_labels))),
         split_file=idx.file,
+        augment_val=cfg.augment_holdout,
     )

@@ -37,13 +37,20 @@ class DataConfig:
             (``index.pth`` of kalviny/MSDNet-PyTorch, ``torch.save(torch.randperm(N))`` over the
             N training images); its last ``val_size`` entries are the held-out split, the rest
             train (``msdnet.data.splits.authors_split``). None: our seeded split.
+        mean, std: cifar10/cifar100/imagenet only: fixed per-channel normalisation constants
+            on the [0, 1] scale (the authors' codes use published constants). None: CIFAR's are
+            computed from the training split, ImageNet's are the usual ImageNet constants.
+        augment_holdout: cifar10/cifar100/imagenet only: the held-out (val) images get the
+            training augmentation whenever they are read (the authors' PyTorch port takes them
+            from the augmented training set); CIFAR's crops and flips are drawn from a generator
+            seeded with 0 on every pass, ImageNet's by the loader. False: never augmented.
 
     Keys in ``OMIT_AT_DEFAULT`` were added after runs had been keyed: at their default they are
     left out of the config's dict (:func:`msdnet.config.compact_dict`), so the hashes and run keys
     of configs that do not set them stay what they were.
     """
 
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("holdout_indices",)
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("holdout_indices", "mean", "std", "augment_holdout")
 
     name: Literal["digits", "digits-hard", "cifar10", "cifar100", "imagenet", "synthetic"]
     root: str = "data"
@@ -58,6 +65,9 @@ class DataConfig:
     hard_val_images: int = 2000
     hard_test_images: int = 3000
     holdout_indices: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    augment_holdout: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a one-line message naming the bad key and the fix."""
@@ -92,6 +102,19 @@ class DataConfig:
             if not self.holdout_indices or self.val_size == 0:
                 raise ValueError("key 'holdout_indices': needs a file and a held-out split "
                                  "(val_size > 0 or null)")
+        authors_sets = ("cifar10", "cifar100", "imagenet")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("keys 'mean' and 'std': give both (fixed constants) or neither "
+                             "(computed / the data set's usual ones)")
+        if self.mean is not None:
+            if self.name not in authors_sets:
+                raise ValueError(f"keys 'mean'/'std': fixed constants are for {', '.join(authors_sets)}, "
+                                 f"not {self.name}")
+            if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+                raise ValueError(f"keys 'mean'/'std': three values each (R, G, B on the [0, 1] scale), "
+                                 f"std > 0; got {self.mean} and {self.std}")
+        if self.augment_holdout and self.name not in authors_sets:
+            raise ValueError(f"key 'augment_holdout': for {', '.join(authors_sets)}, not {self.name}")
         for key in ("hard_train_images", "hard_val_images", "hard_test_images"):
             if getattr(self, key) < (10 if key == "hard_train_images" else 1):
                 raise ValueError(f"key '{key}': must be >= {10 if key == 'hard_train_images' else 1}, "

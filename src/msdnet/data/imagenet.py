@@ -4,7 +4,9 @@ Train: RandomResizedCrop(224) + horizontal flip; everything else (the held-out v
 split, the official validation set used as the test split, unaugmented training passes):
 Resize(256) + CenterCrop(224). Both normalise with the ImageNet mean/std. The held-out split
 (default 50000 images) is a ``Subset`` of a second view of the training folder that uses the
-test transform, so validation images are never augmented.
+test transform, so validation images are never augmented (unless ``data.augment_holdout``:
+then it uses the training transform, as the authors' PyTorch port did). ``data.mean``/``data.std``
+replace the normalisation constants.
 """
 
 from __future__ import annotations
@@ -26,17 +28,17 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def train_transform() -> transforms.Compose:
+def train_transform(mean=MEAN, std=STD) -> transforms.Compose:
     return transforms.Compose([
         transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), transforms.Normalize(MEAN, STD),
+        transforms.ToTensor(), transforms.Normalize(mean, std),
     ])
 
 
-def test_transform() -> transforms.Compose:
+def test_transform(mean=MEAN, std=STD) -> transforms.Compose:
     return transforms.Compose([
         transforms.Resize(256), transforms.CenterCrop(224),
-        transforms.ToTensor(), transforms.Normalize(MEAN, STD),
+        transforms.ToTensor(), transforms.Normalize(mean, std),
     ])
 
 
@@ -69,18 +71,21 @@ def load_imagenet_bundle(cfg: DataConfig) -> DataBundle:
     n_val = resolve_count(cfg.val_size, len(scanned), DEFAULT_VAL, "val_size")
     idx = (authors_split(cfg.holdout_indices, len(scanned), n_val) if cfg.holdout_indices
            else fixed_split(cfg.root, "imagenet", cfg.split_seed, len(scanned), n_val))
-    plain = _view(scanned, test_transform())
+    mean, std = (tuple(cfg.mean), tuple(cfg.std)) if cfg.mean is not None else (MEAN, STD)
+    plain = _view(scanned, test_transform(mean, std))
+    augmented = _view(scanned, train_transform(mean, std))
     return DataBundle(
         name=cfg.name,
         num_classes=len(scanned.classes),
         input_size=(3, 224, 224),
-        mean=MEAN,
-        std=STD,
+        mean=mean,
+        std=std,
         crop_pad=0,
         flip=True,
-        train=Subset(_view(scanned, train_transform()), idx.train.tolist()),
-        val=Subset(plain, idx.val.tolist()) if n_val else None,
-        test=_view(test, test_transform()),
+        train=Subset(augmented, idx.train.tolist()),
+        val=Subset(augmented if cfg.augment_holdout else plain, idx.val.tolist()) if n_val else None,
+        test=_view(test, test_transform(mean, std)),
         split_file=idx.file,
         train_plain=Subset(plain, idx.train.tolist()),
+        augment_val=cfg.augment_holdout,
     )

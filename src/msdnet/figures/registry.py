@@ -101,6 +101,10 @@ _ENTRIES = [
         tables=(TableSpec("budgeted", "msdnet.tables:budgeted_rows", _budgeted_names),),
         draw="msdnet.figures.budgeted:draw",
         schema={"type": "object", "additionalProperties": False, "properties": {
+            "costs": {"enum": ["lazy", "full"], "default": "lazy",
+                      "description": "MACs of the dynamic curves: 'lazy' (features an earlier exit "
+                                     "computed are reused; the published curves fit it) or 'full' "
+                                     "(every exit counted alone, as the authors' PyTorch port)"},
             "dynamic": LABEL_TO_MODELS,
             "single": {"type": "object", "additionalProperties": {"oneOf": [_NAME, _LIST]},
                        "description": "legend label -> one network, or several sizes of a "

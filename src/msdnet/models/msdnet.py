@@ -7,7 +7,8 @@ produced the published models, with two documented exceptions:
 
 * Initialisation. The port calls its ``_init_weights`` only on the *top-level* children of each
   block (layers, not convolutions), so its custom init is a no-op there and PyTorch's default
-  init is used. We apply the paper's init (from the Lua code) to every module.
+  init is used. We apply the paper's init (from the Lua code) to every module (``init: pytorch``
+  keeps PyTorch's defaults, as the port).
 * The head's final average pooling covers whatever spatial size is left (``AvgPool2d(2)`` at the
   paper's sizes: 2x2 after two stride-2 convs on the 8x8 / 7x7 coarsest scale), so the
   ablation without multi-scale (one 32x32 scale) still yields a 1x1 map.
@@ -62,6 +63,9 @@ class MSDNetConfig:
     intermediate_classifiers: ablation switch. False: only the final classifier.
     exit_blocks: 1-based blocks that carry a classifier (the last block always does). Overrides
         ``intermediate_classifiers``; e.g. [3, 7] gives one intermediate classifier after block 3.
+    init: ``paper``: the paper's init (the Lua code's) on every module; ``pytorch``: PyTorch's
+        default init of each module, what the authors' PyTorch port ends up with (its
+        ``_init_weights`` only reaches whole layers, never a convolution).
     """
 
     num_classes: int
@@ -84,6 +88,7 @@ class MSDNetConfig:
     multi_scale: bool = True
     intermediate_classifiers: bool = True
     exit_blocks: list[int] | None = None
+    init: Literal["paper", "pytorch"] = "paper"
 
     def validate(self) -> None:
         if len(self.input_size) != 3 or min(self.input_size) < 1:
@@ -391,7 +396,8 @@ class MSDNet(MultiExitModel):
         self._exit_layer = ends
         self._plans = {lazy: self._make_plans(lazy) for lazy in (False, True)}
         self._keep = {lazy: self._make_keep(plans) for lazy, plans in self._plans.items()}
-        self._init_weights()
+        if cfg.init == "paper":
+            self._init_weights()
 
     # -- construction helpers ---------------------------------------------------------------
     @staticmethod
