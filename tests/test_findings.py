@@ -55,8 +55,10 @@ def test_dynamic_vs_single_either_way():
     dyn = [(1, 80), (3, 90)]
     assert dynamic_vs_single(_budgeted(dyn, [("ResNet", 2, 84)])).holds is True
     assert dynamic_vs_single(_budgeted(dyn, [("ResNet", 2, 86)])).holds is False
-    outside = dynamic_vs_single(_budgeted(dyn, [("WRN", 9, 95)]))
-    assert outside.holds is None and "outside" in outside.numbers
+    beyond = dynamic_vs_single(_budgeted(dyn, [("WRN", 9, 95)]))      # the curve stops at 3 MMACs
+    assert beyond.holds is False and "90.0 ± 0.0 % at 3.00" in beyond.numbers
+    cheaper = dynamic_vs_single(_budgeted(dyn, [("Tiny", 0.5, 60)]))
+    assert cheaper.holds is None and "below" in cheaper.numbers
 
 
 def test_reduction_lazy_either_way():
