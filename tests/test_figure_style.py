@@ -398,7 +398,9 @@ def test_easy_hard_rows_are_filled_and_the_title_says_how():
     full = add_fallback_hard(table, preds, per_class=2)
     hard = full[full.kind == "hard"]
     assert set(hard["label"]) == {0, 1, 2}
-    assert set(hard.loc[hard.label == 0, "hard_by"]) == {"last_exit_only"}
+    zero = hard[hard.label == 0]                        # last-exit-only images first, then filled up
+    assert zero["hard_by"].iloc[0] == "last_exit_only" and len(zero) <= 2
+    assert set(table.loc[(table.kind == "hard") & (table.label == 0), "sample_id"]) <= set(zero["sample_id"])
     fb = hard[hard.label == 1]
     assert set(fb["hard_by"]) == {"last_exit_confidence"} and len(fb) == 2
     # the least confident at the last exit of class 1 (ids 104..107, confidence grows with i)

@@ -97,9 +97,9 @@ def easy_hard_from_budget(test: Predictions, val: Predictions, p: float,
 
 def add_fallback_hard(table: pd.DataFrame, preds, per_class: int | None = 4,
                       confidence: str = "max_prob") -> pd.DataFrame:
-    """``table`` (easy_hard_table's) with hard rows for every class of ``preds`` (test
-    predictions) that has images but no hard row: its ``per_class`` images with the lowest
-    confidence at the last exit (least confident first), ``hard_by`` "last_exit_confidence".
+    """``table`` (easy_hard_table's) with its hard rows filled up to ``per_class`` per class of
+    ``preds`` (test predictions): the class's other images with the lowest confidence at the
+    last exit (least confident first), ``hard_by`` "last_exit_confidence".
     Rows already there get ``hard_by`` "last_exit_only" (hard) or empty (easy); every row gets
     ``last_confidence``. Table builders call this so that no class shows an empty hard cell."""
     conf, _correct = exit_scores(preds, confidence)
@@ -110,13 +110,19 @@ def add_fallback_hard(table: pd.DataFrame, preds, per_class: int | None = 4,
     df["hard_by"] = np.where(df["kind"].astype(str) == "hard", "last_exit_only", "")
     by_id = dict(zip(ids.tolist(), last.tolist()))
     df["last_confidence"] = [by_id.get(int(i), np.nan) for i in df["sample_id"]]
-    have = set(df.loc[df["kind"].astype(str) == "hard", "label"].astype(np.int64))
+    hard = df[df["kind"].astype(str) == "hard"]
+    have = hard.groupby(hard["label"].astype(np.int64)).size().to_dict()
+    shown = set(hard["sample_id"].astype(np.int64).tolist())
     extra = []
-    for label in sorted(set(labels.tolist()) - have):
+    for label in sorted(set(labels.tolist())):
+        missing = None if per_class is None else per_class - have.get(label, 0)
+        if (missing is not None and missing <= 0) or (missing is None and have.get(label, 0)):
+            continue
         idx = np.flatnonzero(labels == label)
+        idx = idx[~np.isin(ids[idx], list(shown))]
         idx = idx[np.lexsort((ids[idx], last[idx]))]
-        if per_class is not None:
-            idx = idx[:per_class]
+        if missing is not None:
+            idx = idx[:missing]
         extra.append(pd.DataFrame({"sample_id": ids[idx], "label": label, "kind": "hard",
                                    "confidence": first[idx], "hard_by": "last_exit_confidence",
                                    "last_confidence": last[idx]}))

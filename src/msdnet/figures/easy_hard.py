@@ -51,7 +51,7 @@ HARD_TITLES = {
     "last_exit_only": KIND_TITLES["hard"],
     "last_exit_confidence": "hard (lowest confidence at the last exit;\nno image of these classes "
                             "is right only at the last exit)",
-    "mixed": f"hard (only the last exit right;\n{FALLBACK_MARK} none in the class: lowest "
+    "mixed": f"hard (only the last exit right;\n{FALLBACK_MARK} to fill the row: lowest "
              "confidence at the last exit)",
 }
 
