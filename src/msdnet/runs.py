@@ -65,8 +65,8 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str], source:
     out: dict[str, dict] = {}
     for section, body in recipe.items():
         if body is not None and not isinstance(body, dict):
-            raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values, "
-                              f"got {type(body).__name__}")
+            raise ConfigError(f"{source}: section '{section}' must be a mapping of keys to values, got "
+                              f"{type(body).__name__} {body!r}"[:200] + f"; write it as {section}: {{key: value, ...}}")
         out[section] = dict(body or {})
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -76,7 +76,7 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str], source:
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it or fix it") from None
         out.setdefault(section, {})[name] = parsed
     return out
 

@@ -258,32 +258,9 @@ def load_test_split(data: Mapping[str, Any], repo: str | os.PathLike, source: st
     samples = getattr(test, "samples", None)
     if samples is None:
         raise MsdnetError(f"{source}: its test split holds no images a notebook can show")
-    return _FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
+    from ..figures.easy_hard import FolderImages
 
-
-class _FolderImages:
-    """The images of an image folder (ImageNet), read when shown: 224x224 centre crops, uint8
-    ``[C, H, W]``."""
-
-    ndim = 4
-
-    def __init__(self, samples):
-        self.samples = samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    @property
-    def shape(self):
-        return (len(self.samples), 3, 224, 224)
-
-    def __getitem__(self, i):
-        import numpy as np
-        from PIL import Image, ImageOps
-
-        with Image.open(self.samples[int(i)][0]) as im:
-            im = ImageOps.fit(im.convert("RGB"), (224, 224))
-            return np.transpose(np.asarray(im, dtype=np.uint8), (2, 0, 1))
+    return FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
 
 
 # -- what the workflow's notebook rule passes (workflow/rules/notebooks.smk) ---------------------

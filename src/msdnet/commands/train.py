@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
-from ..config import load_yaml
 from ..errors import ConfigError
-from ..train import make_run_config, train
+from ..runs import resolve
+from ..train import train
 
 HELP = "train a model config with a recipe (data + optimisation); re-running resumes"
 
@@ -32,30 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--set model.dense=false (VALUE is parsed as YAML); repeatable")
 
 
-def apply_overrides(recipe: dict, overrides: list[str], source: str) -> dict:
-    for k, v in recipe.items():
-        if v is not None and not isinstance(v, dict):
-            raise ConfigError(f"{source}: section '{k}' must be a mapping of keys to values, got "
-                              f"{type(v).__name__} {v!r}"[:200] + f"; write it as {k}: {{key: value, ...}}")
-    recipe = {k: dict(v or {}) for k, v in recipe.items()}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or not name:
-            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.epochs=5")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it or fix it") from None
-        recipe.setdefault(section, {})[name] = parsed
-    return recipe
-
-
 def run(args: argparse.Namespace) -> int:
-    model = load_yaml(args.model)
-    recipe = apply_overrides(load_yaml(args.recipe), args.set, args.recipe)
-    model.update(recipe.pop("model", {}))
-    run_cfg = make_run_config(model, recipe, args.model, args.recipe)
+    run_cfg = resolve(args.model, args.recipe, args.set)
     check_planned(run_cfg, args)
     train(run_cfg, args.out, final=args.final, model_source=args.model, recipe_source=args.recipe)
     return 0

@@ -209,10 +209,10 @@ def load_test_images(data_yaml: str | Path):
     samples = getattr(test, "samples", None)            # an ImageFolder (ImageNet)
     if samples is None:
         raise DataError(f"data config {path}: its test split holds no images this figure can read")
-    return _FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
+    return FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
 
 
-class _FolderImages:
+class FolderImages:
     """Images of an image folder, read on demand (224x224 centre crops, uint8 [C, H, W])."""
 
     def __init__(self, samples):
