@@ -38,7 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     A crash (or kill) inside the block leaves no half-written file at ``path`` (a kill can leave
-    the temporary ``.NAME.XXXXXXXX.tmp``; :func:`remove_stale_temps` clears those). The file gets
+    the temporary ``.NAME.<random>.tmp``; :func:`remove_stale_temps` clears those). The file gets
     the mode an ordinary ``open()`` would give it (0666 minus the umask), not mkstemp's 0600.
     """
     path = Path(path)

@@ -39,12 +39,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from ..io import atomic_path, stable_hash, write_json_atomic
+from ..io import atomic_path, stable_hash
 from .arrays import ArraySplit, channel_stats
 from .bundle import DataBundle
 from .config import DataConfig
 from .splits import _read as read_split_file
-from .splits import resolve_count, split_path
+from .splits import resolve_count, save_split, split_path, train_mask
 
 NAME = "digits-hard"
 NUM_CLASSES = 10
@@ -129,16 +129,8 @@ def source_split(cfg: DataConfig, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     else:
         order = stratified_order(labels, cfg.split_seed)
         test, val = np.sort(order[:n_test]), np.sort(order[n_test:n_test + n_val])
-        record = {"format": 1, "dataset": NAME, "seed": cfg.split_seed, "num_train_total": n_total,
-                  "val": val.tolist(), "test": test.tolist()}
-        try:
-            write_json_atomic(path, record)
-        except OSError as exc:
-            raise DataError(f"{path}: could not save the split file ({exc.strerror or exc}); "
-                            f"make data.root writable") from None
-    mask = np.ones(n_total, dtype=bool)
-    mask[val] = False
-    mask[test] = False
+        save_split(path, NAME, cfg.split_seed, n_total, val, test)
+    mask = train_mask(n_total, val, test)
     return np.flatnonzero(mask), val.astype(np.int64), test.astype(np.int64), str(path)
 
 

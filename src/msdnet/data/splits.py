@@ -60,6 +60,28 @@ def split_path(root: str | Path, name: str, seed: int, n_val: int,
     return Path(root) / name / "splits" / f"{stem}.json"
 
 
+def save_split(path: Path, name: str, seed: int, n_total: int, val: np.ndarray,
+               test: np.ndarray | None) -> None:
+    """Write a split file (``format`` 1) atomically; an unwritable root is one DataError line."""
+    record = {"format": FORMAT, "dataset": name, "seed": seed, "num_train_total": n_total,
+              "val": val.tolist()}
+    if test is not None:
+        record["test"] = test.tolist()
+    try:
+        write_json_atomic(path, record)
+    except OSError as exc:
+        raise DataError(f"{path}: could not save the split file ({exc.strerror or exc}); "
+                        f"make data.root writable") from None
+
+
+def train_mask(n_total: int, val: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """True for the indices in neither ``val`` nor ``test``."""
+    mask = np.ones(n_total, dtype=bool)
+    mask[val] = False
+    mask[test] = False
+    return mask
+
+
 def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
@@ -121,18 +143,8 @@ def fixed_split(root: str | Path, name: str, seed: int, n_total: int, n_val: int
         val, test = _read(path, name, seed, n_total, n_val, n_test)
     else:
         val, test = _draw(n_total, n_test or 0, n_val, seed)
-        record = {"format": FORMAT, "dataset": name, "seed": seed, "num_train_total": n_total,
-                  "val": val.tolist()}
-        if n_test is not None:
-            record["test"] = test.tolist()
-        try:
-            write_json_atomic(path, record)
-        except OSError as exc:
-            raise DataError(f"{path}: could not save the split file ({exc.strerror or exc}); "
-                            f"make data.root writable") from None
-    mask = np.ones(n_total, dtype=bool)
-    mask[val] = False
-    mask[test] = False
+        save_split(path, name, seed, n_total, val, test if n_test is not None else None)
+    mask = train_mask(n_total, val, test)
     return SplitIndices(
         train=_tensor(np.flatnonzero(mask)),
         val=_tensor(val),
