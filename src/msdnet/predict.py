@@ -23,7 +23,7 @@ from .errors import ConfigError, MsdnetError
 from .io import code_version, sha256_file
 from .models import MultiExitModel, build
 from .predictions import LOCATION_KEYS, Predictions, save
-from .train import check_model_fits_data, load_checkpoint, load_weights, resolve_device
+from .train import check_model_fits_data, load_checkpoint, load_weights
 
 __all__ = ["collect_logits", "predict_checkpoint", "parse_data_overrides", "checkpoint_data_config",
            "model_from_checkpoint"]
@@ -94,7 +94,9 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
         raise MsdnetError(f"{checkpoint}: training stopped after epoch {ckpt.get('epoch')} of "
                           f"{ckpt['config']['train']['epochs']}; re-run `msdnet train` to finish it")
     config = ckpt["config"]
-    dev = resolve_device(device)
+    from .gpu_slots import claim_device      # several cards: the least-loaded one
+
+    dev = claim_device(device)
     model = model_from_checkpoint(ckpt, checkpoint)
     model.to(dev)
     data_cfg = checkpoint_data_config(ckpt, checkpoint, data_overrides)
