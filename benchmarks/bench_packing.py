@@ -36,6 +36,7 @@ import csv
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,10 @@ class Mps:
                        capture_output=True, timeout=30)
 
 
+def _stop(signum, frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}; the rounds so far are written")
+
+
 def mps_modes(choice: str, device_type: str) -> list[str]:
     have = device_type == "cuda" and shutil.which("nvidia-cuda-mps-control") is not None
     if choice == "on" and not have:
@@ -203,6 +208,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads per worker")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 8, 3 steps, 1 repeat")
     ap.add_argument("--out", default=str(HERE.parent / "results" / "benchmarks"), help="output folder")
+    ap.add_argument("--stem", default=None, help="output file stem (default bench_packing-<device>)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -218,6 +224,7 @@ def main() -> None:
     from msdnet.io import code_version
     from msdnet.train import resolve_device
 
+    signal.signal(signal.SIGTERM, _stop)           # `timeout`: still stop the MPS daemon and workers
     device = resolve_device(args.device)
     variant = args.variant
     if variant == "auto":
@@ -230,7 +237,7 @@ def main() -> None:
               f"`{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}`; steps {args.steps}, warmup "
               f"{args.warmup}, repeats {args.repeats}; {args.threads} CPU thread(s) per worker")
     print(header, flush=True)
-    out, stem = Path(args.out), f"bench_packing-{device.type}{'-quick' if args.quick else ''}"
+    out, stem = Path(args.out), args.stem or f"bench_packing-{device.type}{'-quick' if args.quick else ''}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE), str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     rows: list[dict] = []
@@ -244,7 +251,7 @@ def main() -> None:
                 workers.start()
                 for k in ks:
                     best = max((workers.round(k) for _ in range(args.repeats)), key=lambda r: r[0])
-                    base = next((r for r in rows if r["mps"] == "off" and r["k"] == 1), None)
+                    base = next((r for r in rows if r["k"] == 1), None)      # mps off when measured
                     agg = round(best[0], 2)
                     rows.append({"config": args.config, "variant": variant, "mps": mode, "k": k,
                                  "batch": args.batch, "steps": args.steps, "aggregate_img_s": agg,
