@@ -192,3 +192,26 @@ def test_workflow_dry_run_asks_train_and_predict_jobs_for_one_slot(tmp_path):
     blocks = out.split("rule ")
     jobs = [b for b in blocks if b.startswith(("train_model:", "predict_model:"))]
     assert jobs and all("gpu_slot=1" in b and "gpu=" not in b for b in jobs)
+
+
+# -- the GPU-hours estimate with packing (benchmarks/bench_train.py) ---------------------------
+def test_gpu_hours_with_packing_divide_by_the_best_aggregate_gain():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_train
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    rows = [{"config": c, "input": "3x32x32", "train_plain_img_s": 1000, "train_fast_graphs_img_s": 4000,
+             "eval_plain_img_s": 9000, "eval_fast_img_s": 9000, "fast_graphs_compile_s": 60}
+            for c in ("msdnet-anytime-cifar100", "resnet110-cifar100")]
+    packing = [{"config": "msdnet-anytime-cifar100", "variant": "fast_graphs", "mps": m, "k": k,
+                "aggregate_img_s": a} for m, k, a in [("off", 1, 4000), ("off", 2, 7000), ("off", 4, 9000),
+                                                        ("on", 4, 10000)]]
+    plain = {e["preset"]: e for e in bench_train.estimates(rows)}
+    packed = {e["preset"]: e for e in bench_train.estimates(rows, packing)}
+    assert set(packed) == {"paper-cifar100", "paper-cifar10"}          # no ImageNet-size rows
+    for preset, est in packed.items():
+        assert est["hours_fast_graphs"] == plain[preset]["hours_fast_graphs"]
+        assert est["hours_best_k"] == round(est["hours_fast_graphs"] / 2.5, 1)
+        assert est["best_k"].startswith("k=4 MPS, 2.50x")
+    assert "hours_best_k" not in plain["paper-cifar100"]
