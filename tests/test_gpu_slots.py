@@ -96,14 +96,17 @@ def test_train_device_auto_lands_on_distinct_cards(tmp_path, monkeypatch):
     current = []
     monkeypatch.setattr(torch.cuda, "set_device", current.append)
     lines = []
-    first, second = G.claim_device("auto", log=lines.append), G.claim_device("cuda")
+    (first, a), (second, b) = G.claim_device("auto", log=lines.append), G.claim_device("cuda")
     assert (str(first), str(second)) == ("cuda:0", "cuda:1")
     assert [str(d) for d in current] == ["cuda:0", "cuda:1"]
     assert "card cuda:0" in lines[0]
-    assert str(G.claim_device("cuda:1")) == "cuda:1"           # named: no claim
-    assert str(G.claim_device("auto", distributed=True)) == "cuda"
-    for c in list(G._HELD):
-        c.release()
+    assert G.claim_device("cuda:1") == (torch.device("cuda:1"), None)        # named: no claim
+    assert G.claim_device("auto", distributed=True) == (torch.device("cuda"), None)
+    a.release()
+    third, c = G.claim_device("auto")
+    assert str(third) == "cuda:0"                                  # card 0 was freed
+    b.release(), c.release()
+    assert G._HELD == []
 
 
 # -- the preset key -----------------------------------------------------------------------------

@@ -124,8 +124,9 @@ def claim(count: int, visible: str | None = None, directory: Path | None = None)
 
 
 def claim_device(device: str, distributed: bool = False, log=None):
-    """``device`` as a torch device, on a claimed card when :func:`wants_card` says so (and
-    made the current CUDA device); otherwise what :func:`msdnet.train.resolve_device` gives."""
+    """``(torch device, claim or None)``: on a claimed card when :func:`wants_card` says so
+    (made the current CUDA device); otherwise what :func:`msdnet.train.resolve_device` gives and
+    None. Release the claim when done (it also goes when the process exits)."""
     import torch
 
     from .train import resolve_device
@@ -133,11 +134,11 @@ def claim_device(device: str, distributed: bool = False, log=None):
     resolved = resolve_device(device)
     count = torch.cuda.device_count() if resolved.type == "cuda" else 0
     if not wants_card(device, count, distributed):
-        return resolved
+        return resolved, None
     held = claim(count)
     dev = torch.device("cuda", held.index)
     torch.cuda.set_device(dev)
     if log is not None:
         busy = ", ".join(f"{n}: {k}" for n, k in held.loads.items())
         log(f"card {dev} (slot {held.slot} of card {held.name}; jobs already on the cards: {busy})")
-    return dev
+    return dev, held

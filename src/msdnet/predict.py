@@ -93,10 +93,19 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
     if not ckpt.get("finished") and not allow_unfinished:
         raise MsdnetError(f"{checkpoint}: training stopped after epoch {ckpt.get('epoch')} of "
                           f"{ckpt['config']['train']['epochs']}; re-run `msdnet train` to finish it")
-    config = ckpt["config"]
     from .gpu_slots import claim_device      # several cards: the least-loaded one
 
-    dev = claim_device(device)
+    dev, card = claim_device(device)
+    try:
+        return _predict(checkpoint, ckpt, out_dir, dev, splits, data_overrides, batch_size)
+    finally:
+        if card is not None:
+            card.release()
+
+
+def _predict(checkpoint: Path, ckpt: dict[str, Any], out_dir: str | Path, dev, splits: tuple[str, ...],
+             data_overrides: dict[str, Any] | None, batch_size: int) -> dict[str, Path]:
+    config = ckpt["config"]
     model = model_from_checkpoint(ckpt, checkpoint)
     model.to(dev)
     data_cfg = checkpoint_data_config(ckpt, checkpoint, data_overrides)
