@@ -84,7 +84,7 @@ DEFAULT_CONFIGS = [
     "resnet110-cifar100", "densenet-bc-100-k12-cifar100", "resnet50-imagenet",
 ]
 QUICK_CONFIGS = ["msdnet-anytime-cifar100", "msdnet-imagenet-k4", "resnet110-cifar100",
-                 "densenet-bc-100-k12-cifar100", "resnet50-imagenet"]
+                 "densenet-bc-100-k12-cifar100"]
 
 
 # The paper presets and their splits: training images, held-out images evaluated every epoch.
