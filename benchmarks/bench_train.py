@@ -38,7 +38,17 @@ a compiled variant). A run whose model config
 was measured uses its own throughput; any other uses the harmonic mean of the measured configs
 of its input size. The tables go to ``results/benchmarks/bench_train-<device>.{csv,md}`` with
 the machine, torch version, code version and command line, rewritten after every config.
-``--from-csv FILE`` re-renders the tables (and the estimate) from such a CSV without measuring.
+``--from-csv FILE[,FILE...]`` re-renders the tables (and the estimate) from such CSVs without
+measuring (a config's columns in a later file replace those of an earlier one).
+
+More runs per GPU: ``--packing FILE`` (a ``bench_packing.py`` CSV) adds, per preset, the hours
+when the best measured k trainings share the card (preset key ``gpu_slots``): the k = 1 hours
+of the path the packing benchmark ran (``fast_graphs`` on CUDA) divided by its gain, best
+aggregate images/s / k = 1 aggregate images/s. That is the training images over the aggregate
+rate for the measured config; the other configs of the same input size are assumed to gain as
+much (a packing measurement of ImageNet-size models, when there is one, applies to those).
+ImageNet: ``--configs msdnet-imagenet-k4,resnet50-imagenet`` (224x224, batch 256 as
+``config/recipes/imagenet.yaml``) fills the paper-imagenet row.
 """
 
 from __future__ import annotations
@@ -71,7 +81,7 @@ MODELS = REPO / "config" / "models"
 DEFAULT_CONFIGS = [
     "msdnet-anytime-cifar100", "msdnet-anytime-cifar10", "msdnet-budgeted-b4-cifar100",
     "msdnet-budgeted-b6-cifar100", "msdnet-budgeted-b8-cifar100", "msdnet-imagenet-k4",
-    "resnet110-cifar100", "densenet-bc-100-k12-cifar100",
+    "resnet110-cifar100", "densenet-bc-100-k12-cifar100", "resnet50-imagenet",
 ]
 QUICK_CONFIGS = ["msdnet-anytime-cifar100", "msdnet-imagenet-k4", "resnet110-cifar100",
                  "densenet-bc-100-k12-cifar100"]
@@ -285,16 +295,40 @@ def preset_runs(name: str) -> list[tuple[str, str, int]]:
     return runs
 
 
-def estimates(rows: list[dict]) -> list[dict]:
+def _imagenet_size(input_: str) -> bool:
+    return int(str(input_).split("x")[1]) > 64
+
+
+def packing_gains(packing: list[dict], rows: list[dict]) -> dict[bool, dict]:
+    """{imagenet-size?: the best packing of that input size}: its k, MPS, gain over k = 1
+    (mps off), the bench_train path it ran and the config it was measured on."""
+    inputs = {r["config"]: r["input"] for r in rows}
+    out: dict[bool, dict] = {}
+    for config in dict.fromkeys(r["config"] for r in packing):
+        mine = [r for r in packing if r["config"] == config]
+        base = next((r for r in mine if int(r["k"]) == 1 and r["mps"] == "off"), None)
+        if base is None:
+            continue
+        best = max(mine, key=lambda r: float(r["aggregate_img_s"]))
+        size = _imagenet_size(inputs[config]) if config in inputs else "imagenet" in config
+        gain = float(best["aggregate_img_s"]) / float(base["aggregate_img_s"])
+        if size not in out or gain > out[size]["gain"]:
+            out[size] = {"k": int(best["k"]), "mps": best["mps"], "gain": gain, "path": best["variant"],
+                         "config": config}
+    return out
+
+
+def estimates(rows: list[dict], packing: list[dict] | None = None) -> list[dict]:
     """Device-hours per paper preset from the measured throughput; see the module docstring."""
     by_name = {r["config"]: r for r in rows}
+    gains = packing_gains(packing or [], rows)
     paths = [p for p in ("plain", "fast", "fast_compile", "fast_graphs")
              if all(f"train_{p}_img_s" in r for r in rows)]
     out = []
     for preset, (n_train, n_eval) in PAPER_PRESETS.items():
         runs = preset_runs(preset)
         imagenet = preset == "paper-imagenet"
-        family = [r for r in rows if (int(r["input"].split("x")[1]) > 64) == imagenet]
+        family = [r for r in rows if _imagenet_size(r["input"]) == imagenet]
         if not family:
             continue
         est = {"preset": preset, "runs": len(runs),
@@ -310,11 +344,18 @@ def estimates(rows: list[dict]) -> list[dict]:
                 compile_s = statistics.mean([float(r.get(f"{path}_compile_s") or 0) for r in rates])
                 hours += (epochs * (n_train / tr + n_eval / ev) + compile_s) / 3600
             est[f"hours_{path}"] = round(hours, 1)
+        if packing is not None:
+            g = gains.get(imagenet)
+            if g and f"hours_{g['path']}" in est:
+                est["best_k"] = f"k={g['k']}{' MPS' if g['mps'] == 'on' else ''}, {g['gain']:.2f}x ({g['config']})"
+                est["hours_best_k"] = round(est[f"hours_{g['path']}"] / g["gain"], 1)
+            else:
+                est["best_k"], est["hours_best_k"] = "not measured", ""
         out.append(est)
     return out
 
 
-def markdown(rows: list[dict], est: list[dict], header: str) -> str:
+def markdown(rows: list[dict], est: list[dict], header: str, packing: list[dict] | None = None) -> str:
     def table(items: list[dict]) -> list[str]:
         cols = list(items[0])
         return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + [
@@ -327,7 +368,15 @@ def markdown(rows: list[dict], est: list[dict], header: str) -> str:
                   "variant). A run whose model "
                   "config was measured uses its throughput; any other uses the harmonic mean of "
                   "the measured configs of its input size (CIFAR-size or ImageNet-size).", ""]
+        if packing is not None:
+            lines += ["", "hours_best_k: the best measured number k of trainings sharing the card "
+                      "(bench_packing, preset key gpu_slots): the k=1 hours of the path it ran divided "
+                      "by its gain (best aggregate images/s over k=1 images/s), the gain of the "
+                      "measured config applied to every run of its input size.", ""]
         lines += table(est)
+    if packing:
+        lines += ["", "## Packing: k concurrent trainings on one device (bench_packing)", ""] + table(
+            [{k: v for k, v in r.items() if k != "machine"} for r in packing])
     return "\n".join(lines) + "\n"
 
 
@@ -353,14 +402,29 @@ def main() -> None:
                     help="stop starting new configs after this many seconds (the tables so far are written)")
     ap.add_argument("--quick", action="store_true", help="tiny batches and step counts (smoke run)")
     ap.add_argument("--out", default=str(REPO / "results" / "benchmarks"), help="output folder")
-    ap.add_argument("--from-csv", default=None, help="re-render the tables of a measured CSV; measure nothing")
+    ap.add_argument("--from-csv", default=None,
+                    help="re-render the tables of measured CSVs (comma-separated; a later file's config "
+                         "replaces an earlier one's); measure nothing")
+    ap.add_argument("--packing", default=None,
+                    help="bench_packing.py CSVs (comma-separated): add the hours with the best k "
+                         "trainings per card")
+    ap.add_argument("--stem", default=None, help="output file stem (default bench_train-<device>)")
     args = ap.parse_args()
+    packing = [r for f in args.packing.split(",") if f for r in read_csv(Path(f))] if args.packing else None
     if args.from_csv:
-        with open(args.from_csv, newline="") as f:
-            rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
-        src = Path(args.from_csv)
-        head = f"# bench_train on {rows[0].get('machine', 'an unnamed machine')}, re-rendered from {src.name}"
-        print(write_tables(rows, head, Path(args.out), src.stem))
+        srcs = [Path(f) for f in args.from_csv.split(",") if f]
+        merged: dict[str, dict] = {}
+        for src in srcs:                       # a later file's columns replace an earlier one's
+            for r in read_csv(src):
+                merged.setdefault(r["config"], {}).update({k: v for k, v in r.items() if v != ""})
+        rows = list(merged.values())
+        machines = sorted({str(r.get("machine", "an unnamed machine")) for r in rows})
+        head = (f"# bench_train on {' and '.join(machines)}, re-rendered from "
+                f"{', '.join(s.name for s in srcs)}")
+        if packing:
+            head += (f"; packing from {args.packing.replace(',', ', ')} on "
+                     f"{' and '.join(sorted({str(r.get('machine', '?')) for r in packing}))}")
+        print(write_tables(rows, head, Path(args.out), args.stem or srcs[-1].stem, packing))
         return
     if args.quick:
         args.steps, args.warmup, args.repeats = min(args.steps, 3), min(args.warmup, 1), min(args.repeats, 2)
@@ -373,7 +437,7 @@ def main() -> None:
               f"warmup {args.warmup}, repeats {args.repeats}")
     print(header, flush=True)
     out = Path(args.out)
-    stem = f"bench_train-{device.type}{'-quick' if args.quick else ''}"
+    stem = args.stem or f"bench_train-{device.type}{'-quick' if args.quick else ''}"
     t_start, rows = time.perf_counter(), []
     with tempfile.TemporaryDirectory() as root:
         for name in names:
@@ -384,10 +448,10 @@ def main() -> None:
             if row:
                 row["machine"] = machine(device)
                 rows.append(row)
-                write_tables(rows, header, out, stem)       # after every config: a kill keeps these
+                write_tables(rows, header, out, stem, packing)   # after every config: a kill keeps these
     if not rows:
         raise SystemExit("nothing measured")
-    print("\n" + write_tables(rows, header, out, stem))
+    print("\n" + write_tables(rows, header, out, stem, packing))
     print(f"wrote {out / stem}.csv and .md")
 
 
@@ -400,13 +464,18 @@ def _number(v: str) -> str | int | float:
     return v
 
 
-def write_tables(rows: list[dict], header: str, out: Path, stem: str) -> str:
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def write_tables(rows: list[dict], header: str, out: Path, stem: str, packing: list[dict] | None = None) -> str:
     try:
-        est = estimates(rows)
+        est = estimates(rows, packing)
     except ImportError as exc:      # a bare GPU image without the workflow's packages
         print(f"no device-hours estimate ({exc}); re-render later with --from-csv", flush=True)
         est = []
-    text = markdown(rows, est, header)
+    text = markdown(rows, est, header, packing)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()

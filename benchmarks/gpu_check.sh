@@ -1,70 +1,125 @@
 #!/usr/bin/env bash
-# One GPU session's checks, in priority order, for a machine whose python3 already has PyTorch
-# (the package runs from src/, nothing is installed). Everything lands in $OUT (default
-# results/gpu_check/): the benchmark tables, the test log, the machine. Each step has its own
-# time limit, so a slow compile cannot eat the later steps.
+# The one script for a lent GPU (about 15 minutes of device time in all, 2-4 of them starting
+# the machine): it finishes within GPU_CHECK_BUDGET_S (default 540 s), every step under its own
+# `timeout`, in priority order, so a slow compile never eats a more important step. For a machine
+# whose python3 has PyTorch; the package runs from src/, nothing is installed.
 #
-#     bash benchmarks/gpu_check.sh [STEP ...]    # default: all five; about 10 minutes
+#     bash benchmarks/gpu_check.sh [--quick] [STEP ...]      # default: a b c mps e d
+#     GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh --quick   # every step on a CPU, minutes
 #
-# 1. bench_train on the CIFAR-100 anytime MSDNet: plain vs fast (eager) and fast_graphs
-#    (compiled + CUDA graphs) -- the >= 3x target.
-# 2. The fast-path tests on the GPU (tests/test_speed.py: the digits loss curves of the fast
-#    path against the plain one run on CUDA there, the bf16 step test, the CUDA policy test)
-#    and the data pipeline's CUDA equivalence test.
-# 3. msdnet train end to end on CUDA with compile_mode reduce-overhead (a short last batch,
-#    evaluation, checkpoint) on the tiny digits MSDNet.
-# 4. bench_train on ResNet-110, DenseNet-BC-100 and the other MSDNets (as time allows).
-# 5. bench_inference on CUDA (early exit against full evaluation).
+# a. early-exit inference benchmark on the device and its tests (tests/test_fast_exit.py)
+# b. packing: k = 1, 2, 4 concurrent CIFAR-100 MSDNet trainings on the card, no MPS
+#    (bench_packing.py: aggregate and per-process images/s, batch 64, the fast path)
+# c. ImageNet-size throughput: the ImageNet MSDNet (k=4) and ResNet-50 at 224x224, batch 256
+#    (bench_train.py; eager first, then compiled + CUDA graphs as time allows)
+# mps. packing again under CUDA MPS, when nvidia-cuda-mps-control exists and time remains
+# e. the existing CUDA training tests (fast path, data pipeline), if time remains
+# d. (always last) the GPU-hours table re-rendered from this session's CSVs and the first
+#    session's CIFAR rows (docs/benchmarks/bench_train-cuda-h100.csv): gpu_hours.{csv,md}
+#
+# Expected on an H100 (each step's limit, then what it shrinks to): machine 10 s; a <= 270 s;
+# b ~150 s (four workers compile the step in parallel, ~90 s, then 3 rounds of seconds);
+# c eager ~80 s, compiled in what is left (70 s at least, else skipped); mps and e only if the
+# earlier steps ran short; d ~10 s. On a 2-core CPU with --quick: about 2 minutes.
+#
+# Everything lands in $OUT (default results/gpu_check; the device tool collects $OUT):
+# gpu_check.log (the whole story), machine.txt, bench_*.csv/.md, gpu_hours.{csv,md} and each
+# step's own log. Afterwards, on the workstation, file them with
+#     bash benchmarks/collect_gpu_check.sh <folder with the collected files>
+# which copies them to docs/benchmarks/<date>-<card>/ (commit that folder).
 set -u
+QUICK=""
+if [[ ${1:-} == --quick ]]; then QUICK=--quick; shift; fi
 OUT=${OUT:-results/gpu_check}
+DEV=${GPU_CHECK_DEVICE:-cuda}
+BUDGET=${GPU_CHECK_BUDGET_S:-540}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MSDNET_NO_DOWNLOAD=1
+export PYTHONPATH="$PWD/src:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MSDNET_NO_DOWNLOAD=1
 PY=${PYTHON:-python3}
-TMP=$(mktemp -d)
 exec > >(tee "$OUT/gpu_check.log") 2>&1          # the whole story in one file
-STEPS=" ${*:-1 2 3 4 5} "
+STEPS=" ${*:-a b c mps e d} "
 want() { [[ $STEPS == *" $1 "* ]]; }
-step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s)"; }
+step() { echo; echo "=== $* ($(date +%T), ${SECONDS}s of ${BUDGET}s)"; }
 quiet() { grep -v "^W1[0-9]\{3\} \|^ *warnings.warn\|UserWarning" || true; }
+RESERVE=25                                       # kept for step d
+# left MAX: seconds this step may take: MAX, or what the budget leaves after step d's reserve
+left() { local l=$((BUDGET - SECONDS - RESERVE)); echo $(( l < $1 ? l : $1 )); }
+# run NAME MAX MIN CMD...: CMD under timeout (left MAX), skipped when fewer than MIN seconds are left
+run() {
+    local name=$1 max=$2 min=$3; shift 3
+    local t; t=$(left "$max")
+    if (( t < min )); then echo "skipped: ${t}s left, needs ${min}s"; return 0; fi
+    echo "+ timeout $t $*"
+    timeout --kill-after=10 "$t" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    quiet < "$OUT/$name.log" | tail -${TAIL:-20}
+    echo "exit $rc$( ((rc == 124 || rc == 137)) && echo ' (timed out)')"
+}
+if [[ -n $QUICK ]]; then
+    PACK=(--quick) IMNET=(--quick --steps 2 --warmup 1 --repeats 1) INF_BUDGET=20 TESTS=(-k cuda)
+else
+    PACK=(--steps 50 --warmup 10 --repeats 2) IMNET=(--steps 20 --warmup 5 --repeats 1) INF_BUDGET=150 TESTS=()
+fi
 
 step machine
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+if [[ $DEV == cuda* ]]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+else
+    card=$($PY -c "from machine_info import cpu_model; print(cpu_model())" 2>/dev/null || echo cpu)
+fi
 echo "cpus: $(nproc)"
-$PY -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
+$PY -c "import torch; print('torch', torch.__version__)"
+{ echo "date=$(date -u +%F)"; echo "device=$DEV"; echo "card=$card"; } > "$OUT/machine.txt"
 
-if want 1; then
-step "1. bench_train msdnet-anytime-cifar100"
-timeout 210 $PY benchmarks/bench_train.py --device cuda --configs msdnet-anytime-cifar100 \
-    --variants fast,fast_graphs --steps 50 --warmup 10 --repeats 3 --out "$TMP/msdnet" \
-    > "$OUT/bench_msdnet.log" 2>&1
-echo "exit $?"; quiet < "$OUT/bench_msdnet.log" | tail -25
-cp "$TMP"/msdnet/*.csv "$OUT/bench_train-msdnet.csv" 2>/dev/null
+if want a; then
+step "a. early-exit inference benchmark and its tests"
+TAIL=15 run bench_inference 180 60 $PY benchmarks/bench_inference.py --device "$DEV" --batch-sizes 512,1 --budget-s $INF_BUDGET
+TAIL=15 run test_fast_exit 90 30 $PY -m pytest -q -p no:cacheprovider tests/test_fast_exit.py
 fi
 
-if want 2; then
-step "2. tests on CUDA"
-timeout 90 $PY -m pytest -q -x -p no:cacheprovider tests/test_speed.py \
+if want b; then
+step "b. packing: k = 1, 2, 4 concurrent CIFAR-100 MSDNet trainings, no MPS"
+run bench_packing 170 60 $PY benchmarks/bench_packing.py --device "$DEV" --config msdnet-anytime-cifar100 \
+    --ks 1,2,4 --mps off "${PACK[@]}" --out "$OUT" --stem bench_packing
+fi
+
+if want c; then
+step "c. ImageNet MSDNet (k=4) and ResNet-50, 224x224, batch 256"
+TAIL=8 run bench_imagenet_eager 100 40 $PY benchmarks/bench_train.py --device "$DEV" \
+    --configs msdnet-imagenet-k4,resnet50-imagenet --variants fast "${IMNET[@]}" --out "$OUT" --stem bench_train-imagenet-eager
+if [[ $DEV == cuda* ]]; then
+    TAIL=8 run bench_imagenet_graphs 150 70 $PY benchmarks/bench_train.py --device "$DEV" \
+        --configs msdnet-imagenet-k4,resnet50-imagenet --variants fast_graphs "${IMNET[@]}" --out "$OUT" \
+        --stem bench_train-imagenet-graphs
+fi
+fi
+
+if want mps; then
+step "mps. packing under CUDA MPS"
+if [[ $DEV == cuda* ]] && command -v nvidia-cuda-mps-control > /dev/null; then
+    run bench_packing_mps 150 90 $PY benchmarks/bench_packing.py --device "$DEV" --config msdnet-anytime-cifar100 \
+        --ks 1,2,4 --mps on "${PACK[@]}" --out "$OUT" --stem bench_packing-mps
+else
+    echo "skipped: no CUDA device or no nvidia-cuda-mps-control"
+fi
+fi
+
+if want e; then
+step "e. CUDA training tests (fast path, data pipeline)"
+TAIL=10 run tests_cuda 90 40 $PY -m pytest -q -x -p no:cacheprovider "${TESTS[@]}" tests/test_speed.py \
     "tests/test_data.py::test_device_batches_equal_textbook_augment_then_normalise" \
-    "tests/test_data.py::test_cuda_batches_equal_cpu_batches" 2>&1 | tail -15
+    "tests/test_data.py::test_cuda_batches_equal_cpu_batches"
 fi
 
-if want 3; then
-step "3. msdnet train on CUDA: plain, fast, fast + CUDA graphs"
-timeout 100 $PY benchmarks/gpu_train_check.py --epochs 4 --out "$TMP/train_check" 2>&1 | quiet | tail -14
-fi
-
-if want 4; then
-step "4. bench_train, other configs"
-timeout 200 $PY benchmarks/bench_train.py --device cuda --budget-s ${BUDGET4:-100} \
-    --configs resnet110-cifar100,densenet-bc-100-k12-cifar100,msdnet-budgeted-b4-cifar100,msdnet-imagenet-k4 \
-    --variants fast,fast_graphs --steps 30 --warmup 5 --repeats 2 --out "$TMP/others" \
-    > "$OUT/bench_others.log" 2>&1
-echo "exit $?"; quiet < "$OUT/bench_others.log" | grep "^config=\|budget\|Error\|error" | tail -10
-cp "$TMP"/others/*.csv "$OUT/bench_train-others.csv" 2>/dev/null
-fi
-
-if want 5; then
-step "5. bench_inference on CUDA"
-timeout 60 $PY benchmarks/bench_inference.py --device cuda --images 4096 --calib 2048 --batch-size 512 2>&1 | quiet | tail -12
+if want d; then
+step "d. GPU-hours table from this session's CSVs"
+if [[ $DEV == cuda* ]]; then base=docs/benchmarks/bench_train-cuda-h100.csv; else base=docs/benchmarks/bench_train-cpu-xeon-2core.csv; fi
+csvs=$base
+for f in "$OUT"/bench_train-imagenet-eager.csv "$OUT"/bench_train-imagenet-graphs.csv; do [[ -f $f ]] && csvs+=",$f"; done
+packs=$(ls "$OUT"/bench_packing*.csv 2>/dev/null | paste -sd, -)
+RESERVE=0 TAIL=30 run gpu_hours 25 5 $PY benchmarks/bench_train.py --from-csv "$csvs" \
+    ${packs:+--packing "$packs"} --out "$OUT" --stem gpu_hours
 fi
 step done
+ls -l "$OUT"

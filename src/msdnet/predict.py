@@ -23,7 +23,7 @@ from .errors import ConfigError, MsdnetError
 from .io import code_version, sha256_file
 from .models import MultiExitModel, build
 from .predictions import LOCATION_KEYS, Predictions, save
-from .train import check_model_fits_data, load_checkpoint, load_weights, resolve_device
+from .train import check_model_fits_data, load_checkpoint, load_weights
 
 __all__ = ["collect_logits", "predict_checkpoint", "parse_data_overrides", "checkpoint_data_config",
            "model_from_checkpoint"]
@@ -93,8 +93,19 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
     if not ckpt.get("finished") and not allow_unfinished:
         raise MsdnetError(f"{checkpoint}: training stopped after epoch {ckpt.get('epoch')} of "
                           f"{ckpt['config']['train']['epochs']}; re-run `msdnet train` to finish it")
+    from .gpu_slots import claim_device      # several cards: the least-loaded one
+
+    dev, card = claim_device(device)
+    try:
+        return _predict(checkpoint, ckpt, out_dir, dev, splits, data_overrides, batch_size)
+    finally:
+        if card is not None:
+            card.release()
+
+
+def _predict(checkpoint: Path, ckpt: dict[str, Any], out_dir: str | Path, dev, splits: tuple[str, ...],
+             data_overrides: dict[str, Any] | None, batch_size: int) -> dict[str, Path]:
     config = ckpt["config"]
-    dev = resolve_device(device)
     model = model_from_checkpoint(ckpt, checkpoint)
     model.to(dev)
     data_cfg = checkpoint_data_config(ckpt, checkpoint, data_overrides)

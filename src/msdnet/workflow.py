@@ -87,6 +87,9 @@ def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema:
         if "checkpoint" in spec and len(spec.get("seeds") or [0]) != 1:
             raise ConfigError(f"{source}: models/{name}: an imported model has one set of weights; "
                               "give it one seed (seeds: [0]) or none")
+    if cfg["gpu_slots"] > 1 and cfg["gpu_jobs"] != 1:
+        raise ConfigError(f"{source}: gpu_slots {cfg['gpu_slots']} shares one card between jobs, "
+                          f"so it needs gpu_jobs: 1 (got {cfg['gpu_jobs']})")
     names = set(cfg["models"]) | set(cfg["ensembles"])
     preset = Preset(cfg, source)
     for fig, name in preset.referenced():
@@ -289,3 +292,26 @@ class Preset:
         name = self.table_names(FIGURES[figure].tables[0].name)[0]
         model = name if name in self.cfg["models"] else self.cfg["ensembles"][name][0]
         return self.data_summary(model)
+
+
+# -- how many jobs share a card (Snakemake resources; workflow/rules/common.smk) -----------------
+def gpu_resources(cfg: Mapping[str, Any]) -> dict[str, int]:
+    """What each training or prediction job asks the scheduler for: ``gpu: gpu_jobs`` (cards
+    of its own) when ``gpu_slots`` is 1, else ``gpu_slot: 1`` (one of ``gpu_slots`` shares of a
+    card). Snakemake resources are integers, so a share is a resource of its own."""
+    slots = int(cfg.get("gpu_slots", 1))
+    if slots == 1:
+        return {"gpu": int(cfg.get("gpu_jobs", 0))}
+    return {"gpu_slot": 1}
+
+
+def gpu_slot_limit(cfg: Mapping[str, Any], cards: int | None, given: int | None = None) -> int | None:
+    """The global ``gpu_slot`` limit: ``given`` when the command line sets it
+    (``--resources gpu_slot=M``), else ``gpu_slots`` per card of ``--resources gpu=N``; None
+    (no limit) when neither is given or the preset does not share cards."""
+    slots = int(cfg.get("gpu_slots", 1))
+    if slots == 1:
+        return None
+    if given is not None:
+        return given
+    return None if cards is None else cards * slots

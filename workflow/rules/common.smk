@@ -21,6 +21,9 @@ try:
     PRESET = Preset(validate_preset(config, str(SOURCE)), str(SOURCE))
 except MsdnetError as exc:
     raise WorkflowError(f"invalid preset: {exc}") from None
+include: "gpu.smk"
+
+
 RESULTS = str(PRESET.results)
 FIGURES_DIR = str(PRESET.figures_dir)
 LOGS = f"{RESULTS}/logs"
