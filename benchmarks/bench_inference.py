@@ -17,7 +17,7 @@ Throughput at batch B (one row per budget; images/s, best of --repeat):
   full eager      ``model(x)``, every exit (``inference.time_full_evaluation``)
   full graphed    the same forward captured once per batch size as a CUDA graph and replayed
                   (CUDA only): the launch-free baseline; with --compile the forward is first
-                  compiled by torch.compile (mode max-autotune-no-cudagraphs), then captured
+                  compiled by torch.compile (default mode, fused kernels), then captured
   reference EE    ``inference.run_early_exit`` (host decision and ``state.select`` per exit)
   fast EE         ``fast_exit.ExitEngine`` (bucketed stages as CUDA graphs, one sync per exit;
                   eager on the CPU)
@@ -69,7 +69,8 @@ def machine(device: torch.device) -> str:
     parts = [f"CPU: {cpu_model()} ({torch.get_num_threads()} torch threads, "
              f"{os.cpu_count()} logical CPUs)", f"torch {torch.__version__}"]
     if device.type == "cuda":
-        parts.append(f"GPU: {torch.cuda.get_device_name(device)}")
+        parts.append(f"GPU: {torch.cuda.get_device_name(device)} (cuDNN TF32 "
+                     f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'})")
     return "; ".join(parts)
 
 
@@ -98,7 +99,7 @@ class GraphedFull:
                  compile: bool = False) -> None:
         fwd = model
         if compile:
-            fwd = torch.compile(model, mode="max-autotune-no-cudagraphs", dynamic=False)
+            fwd = torch.compile(model, dynamic=False)      # default mode: no autotuning, no cudagraphs
         self.graphs: dict[int, tuple] = {}
         pool = torch.cuda.graph_pool_handle()
         with torch.no_grad():

@@ -240,8 +240,10 @@ class ExitEngine:
         self._stat = [torch.zeros(2, dtype=torch.int64, device=dev) for _ in range(k_exits)]
         self._theta = torch.full((k_exits,), -math.inf, dtype=torch.float64, device=dev)
         self._band = torch.zeros(k_exits, dtype=torch.float64, device=dev)
-        self._res_int = torch.zeros(2, cap + 1, dtype=torch.int64, device=dev)  # exit, prediction
-        self._res_conf = torch.zeros(cap + 1, dtype=torch.float64, device=dev)
+        # per-batch results by position in the batch (+ one slot that padding rows write to)
+        self._res = [torch.zeros(cap + 1, dtype=dt, device=dev) for dt in (torch.int64, torch.int64, torch.float64)]
+        pin = dev.type == "cuda"
+        self._host = [torch.zeros(cap + 1, dtype=t.dtype, pin_memory=pin) for t in self._res]
         self._rows = {b: torch.arange(b, device=dev) for b in self.buckets}
         self._dummy = cap                                                       # slot for padding rows
         self._stages: dict[tuple[int, int], _Stage] = {}
@@ -268,9 +270,9 @@ class ExitEngine:
                 near: torch.Tensor, out: list[torch.Tensor]) -> None:
         """Record the leaving rows and compact the staying ones into stage k+1's buffers."""
         target = torch.where(leave, self._pos[k][:b], self._dummy)
-        self._res_int[0].index_fill_(0, target, k)
-        self._res_int[1].index_copy_(0, target, logits.argmax(dim=1))
-        self._res_conf.index_copy_(0, target, conf)
+        self._res[0].index_fill_(0, target, k)
+        self._res[1].index_copy_(0, target, logits.argmax(dim=1))
+        self._res[2].index_copy_(0, target, conf)
         if k + 1 == self.num_exits:
             return
         real = self._rows[b] < self._count(k)
@@ -375,9 +377,11 @@ class ExitEngine:
                 break
             n, b = stay, pick_bucket(stay, self.buckets)
         total = int(x.shape[0])
-        ints = self._res_int[:, :total].cpu().numpy()
-        confs = self._res_conf[:total].cpu().numpy()
-        return ints[0].copy(), ints[1].copy(), confs.copy(), stats
+        for dev_buf, host_buf in zip(self._res, self._host):        # one sync for the three copies
+            host_buf[:total].copy_(dev_buf[:total], non_blocking=True)
+        _sync(self.device)
+        exits, preds, confs = (h[:total].numpy().copy() for h in self._host)
+        return exits, preds, confs, stats
 
     @property
     def _first_tensor(self) -> int:
