@@ -212,10 +212,10 @@ def test_padding_never_touches_real_rows():
     dirty._bufs[0][dirty._first_tensor][:23].copy_(x)
     dirty._n0.fill_(23)
     with torch.no_grad():
-        st = dirty._stage(0, 32)
+        logits = dirty._stage(0, 32)
         ref = model.advance(model.begin(x, lazy=True))
-    assert torch.isnan(st.logits[23:]).all()
-    torch.testing.assert_close(st.logits[:23], ref, rtol=1e-5, atol=1e-6)
+    assert torch.isnan(logits[23:]).all()
+    torch.testing.assert_close(logits[:23], ref, rtol=1e-5, atol=1e-6)
 
 
 def test_infinite_thresholds():
@@ -249,6 +249,34 @@ def test_confidence_equal_to_threshold_is_decided_on_the_host():
     assert res.host_rows > 0
     assert res.exits[j] == 0 and res.confidences[j] == conf[0, j]
     assert np.array_equal(res.exits == 0, conf[0] >= conf[0, j]) and (res.exits == 0).sum() == 11
+
+
+@pytest.mark.parametrize("shift", [-1e-13, 1e-13])
+def test_host_decision_overrides_a_wrong_device_decision(monkeypatch, shift):
+    """A device confidence off by 1e-13 (more than float64 rounding could do) near theta flips the
+    device's decision: the host redoes the decision, the record and the compaction, and the
+    result equals the reference's."""
+    import msdnet.fast_exit as fx
+    model = _random_msdnet(TINY3, seed=6)
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(30, 3, 16, 16, generator=gen)
+    with torch.no_grad():
+        state = model.begin(x, lazy=True)
+        first = model.advance(state).numpy()
+        second = model.advance(state.select(torch.arange(30))).numpy()
+    c1, c2 = confidence_rows(first, "max_prob"), confidence_rows(second, "max_prob")
+    # ties at both exits; shifted up (down) the device wrongly keeps (lets go) the tied image,
+    # so theta sits just above it for an upward shift
+    theta = [np.sort(c1)[15], np.sort(c2)[20]]
+    if shift > 0:
+        theta = [np.nextafter(t, np.inf) for t in theta]
+    real = fx.device_confidence
+    monkeypatch.setattr(fx, "device_confidence", lambda lg, m: real(lg, m) * (1 + shift))
+    res = ExitEngine(model, max_batch=30, granularity=8).run([x], theta)
+    ref = run_early_exit(model, [x], theta, count_macs=False)
+    assert res.host_rows > 0
+    assert np.array_equal(res.exits, ref.exits) and np.array_equal(res.predictions, ref.predictions)
+    assert (res.exit_counts > 0).all()
 
 
 def test_batch_of_one_and_short_batches():

@@ -162,15 +162,6 @@ class FastExitResult(EarlyExitResult):
 # The engine
 # --------------------------------------------------------------------------------------------
 
-class _Stage:
-    """Static outputs of one (exit, bucket) stage: what the graph (or the eager run) produced."""
-
-    def __init__(self) -> None:
-        self.graph: Any = None
-        self.logits: torch.Tensor | None = None
-        self.out: list[torch.Tensor] = []
-
-
 class ExitEngine:
     """Early-exit classification with fixed-size work per exit (see the module docstring).
 
@@ -217,7 +208,7 @@ class ExitEngine:
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
         probe = torch.zeros(2, *model.input_size, device=dev, dtype=dtype)
         state = model.begin(probe, lazy=self.lazy)
-        self._specs, self._templates, self._bufs = [], [], []
+        self._specs, self._templates, self._bufs, self._logit_shapes = [], [], [], []
         for k in range(k_exits):
             leaves, spec = tree_flatten(state.cache)
             bufs = []
@@ -233,11 +224,14 @@ class ExitEngine:
             self._specs.append(spec)
             self._templates.append(leaves)
             self._bufs.append(bufs)
-            model.advance(state)
+            self._logit_shapes.append(tuple(model.advance(state).shape[1:]))
         self._pos = [torch.zeros(cap, dtype=torch.int64, device=dev) for _ in range(k_exits)]
         self._pos[0].copy_(torch.arange(cap, device=dev))
         self._n0 = torch.zeros((), dtype=torch.int64, device=dev)
         self._stat = [torch.zeros(2, dtype=torch.int64, device=dev) for _ in range(k_exits)]
+        # what a host decision needs after the stage ran: its logits and its compaction order
+        self._logits = [torch.zeros((cap, *shape), dtype=torch.float32, device=dev) for shape in self._logit_shapes]
+        self._order = [torch.zeros(cap, dtype=torch.int64, device=dev) for _ in range(k_exits)]
         self._theta = torch.full((k_exits,), -math.inf, dtype=torch.float64, device=dev)
         self._band = torch.zeros(k_exits, dtype=torch.float64, device=dev)
         # per-batch results by position in the batch (+ one slot that padding rows write to)
@@ -246,7 +240,7 @@ class ExitEngine:
         self._host = [torch.zeros(cap + 1, dtype=t.dtype, pin_memory=pin) for t in self._res]
         self._rows = {b: torch.arange(b, device=dev) for b in self.buckets}
         self._dummy = cap                                                       # slot for padding rows
-        self._stages: dict[tuple[int, int], _Stage] = {}
+        self._graphs: dict[tuple[int, int], Any] = {}
         self._theta_host = np.full(k_exits, -np.inf)
         self.capture_seconds = 0.0
         if self.graphs:
@@ -266,16 +260,27 @@ class ExitEngine:
                                  "batch; the engine needs the same state structure for every batch")
         return logits, [t for t in out if isinstance(t, torch.Tensor)]
 
-    def _finish(self, k: int, b: int, logits: torch.Tensor, conf: torch.Tensor, leave: torch.Tensor,
-                near: torch.Tensor, out: list[torch.Tensor]) -> None:
-        """Record the leaving rows and compact the staying ones into stage k+1's buffers."""
+    def _record(self, k: int, b: int, logits: torch.Tensor, conf: torch.Tensor, leave: torch.Tensor) -> None:
+        """Exit k, prediction and confidence of the rows that leave, at their batch positions."""
         target = torch.where(leave, self._pos[k][:b], self._dummy)
         self._res[0].index_fill_(0, target, k)
         self._res[1].index_copy_(0, target, logits.argmax(dim=1))
         self._res[2].index_copy_(0, target, conf)
-        if k + 1 == self.num_exits:
-            return
+
+    def _stage(self, k: int, b: int) -> torch.Tensor:
+        """Stage k at bucket b, the code a graph captures; every result lands in the engine's own
+        buffers (nothing a later step reads lives in the graph's memory pool). Returns the logits
+        (for tests)."""
+        logits, out = self._advance(k, b)
+        conf = device_confidence(logits, self.measure)
         real = self._rows[b] < self._count(k)
+        last = k + 1 == self.num_exits
+        theta = self._theta[k]
+        leave = real if last else real & (conf >= theta)
+        self._record(k, b, logits, conf, leave)
+        if last:
+            return logits
+        near = real & ((conf - theta).abs() <= self._band[k])
         order, count = compact(real & ~leave)
         nxt = [buf for buf in self._bufs[k + 1] if buf is not None]
         for src, dst in zip(out, nxt):
@@ -283,23 +288,14 @@ class ExitEngine:
         self._pos[k + 1][:b].copy_(self._pos[k][:b].index_select(0, order))
         self._stat[k][0].copy_(count)
         self._stat[k][1].copy_(near.sum())
-
-    def _stage(self, k: int, b: int) -> _Stage:
-        logits, out = self._advance(k, b)
-        conf = device_confidence(logits, self.measure)
-        real = self._rows[b] < self._count(k)
-        if k + 1 == self.num_exits:
-            leave, near = real, real
-        else:
-            theta = self._theta[k]
-            leave = real & (conf >= theta)
-            near = real & ((conf - theta).abs() <= self._band[k])
-        self._finish(k, b, logits, conf, leave, near, out)
-        st = _Stage()
-        st.logits, st.out = logits, out
-        return st
+        self._logits[k][:b].copy_(logits)
+        self._order[k][:b].copy_(order)
+        return logits
 
     def _capture(self) -> None:
+        """One CUDA graph per (stage, bucket), all in one memory pool. Sharing the pool is safe
+        although the replay order differs from the capture order: a graph's outputs are consumed
+        inside the graph (copied to the engine's buffers), never by a later replay."""
         t0 = time.perf_counter()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
@@ -314,31 +310,41 @@ class ExitEngine:
             for b in self.buckets:
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=pool):
-                    st = self._stage(k, b)
-                st.graph = graph
-                self._stages[(k, b)] = st
+                    self._stage(k, b)
+                self._graphs[(k, b)] = graph
         torch.cuda.synchronize(self.device)
         self.capture_seconds = time.perf_counter() - t0
 
-    def _run_stage(self, k: int, b: int) -> _Stage:
-        st = self._stages.get((k, b))
-        if st is not None and st.graph is not None:
-            st.graph.replay()
-            return st
-        return self._stage(k, b)
+    def _run_stage(self, k: int, b: int) -> None:
+        graph = self._graphs.get((k, b))
+        if graph is not None:
+            graph.replay()
+        else:
+            self._stage(k, b)
 
-    def _host_decide(self, k: int, b: int, n: int, st: _Stage) -> int:
-        """Redo stage k's decision on the host (the reference's confidence_rows); returns the count
-        of staying rows."""
-        logits = st.logits
-        conf_h = confidence_rows(logits[:n].float().cpu().numpy(), self.measure)
+    def _host_decide(self, k: int, b: int, n: int) -> int:
+        """Redo stage k's decision on the host, with the reference's ``confidence_rows`` on the
+        stage's float32 logits; re-record and re-compact. Returns the count of staying rows."""
+        dev = self.device
+        logits = self._logits[k][:b]
+        conf_h = confidence_rows(logits[:n].cpu().numpy(), self.measure)
         leave_h = conf_h >= self._theta_host[k]
-        conf = torch.zeros(b, dtype=torch.float64, device=self.device)
-        conf[:n] = torch.from_numpy(conf_h).to(self.device)
-        leave = torch.zeros(b, dtype=torch.bool, device=self.device)
-        leave[:n] = torch.from_numpy(leave_h).to(self.device)
-        self._finish(k, b, logits, conf, leave, torch.zeros(b, dtype=torch.bool, device=self.device), st.out)
-        return int(n - leave_h.sum())
+        conf = torch.zeros(b, dtype=torch.float64, device=dev)
+        conf[:n] = torch.from_numpy(conf_h).to(dev)
+        leave = torch.zeros(b, dtype=torch.bool, device=dev)
+        leave[:n] = torch.from_numpy(leave_h).to(dev)
+        self._record(k, b, logits, conf, leave)
+        # stage k+1's buffers hold the stage's rows permuted by `order`: permute them again so
+        # that the rows the host keeps come first
+        real = self._rows[b] < n
+        order = self._order[k][:b]
+        again, count = compact((real & ~leave).index_select(0, order))
+        for buf in self._bufs[k + 1]:
+            if buf is not None:
+                buf[:b].copy_(buf[:b].index_select(0, again))
+        self._pos[k + 1][:b].copy_(self._pos[k + 1][:b].index_select(0, again))
+        self._stat[k][0].copy_(count)
+        return int(count)
 
     # -- the API --------------------------------------------------------------------------------
     def set_thresholds(self, thresholds: Iterable[float] | np.ndarray) -> np.ndarray:
@@ -363,7 +369,7 @@ class ExitEngine:
         self._bufs[0][self._first_tensor][:n].copy_(x)
         self._n0.fill_(n)
         for k in range(self.num_exits):
-            st = self._run_stage(k, b)
+            self._run_stage(k, b)
             stats["replays"] += 1
             stats["executed_macs"] += b * int(self.stage_macs[k])
             if k + 1 == self.num_exits:
@@ -372,7 +378,7 @@ class ExitEngine:
             stats["syncs"] += 1
             if near:
                 stats["host_rows"] += n
-                stay = self._host_decide(k, b, n, st)
+                stay = self._host_decide(k, b, n)
             if stay == 0:
                 break
             n, b = stay, pick_bucket(stay, self.buckets)
