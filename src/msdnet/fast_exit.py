@@ -18,8 +18,12 @@ MACs. :class:`ExitEngine` does the same classification with the work per exit fi
   one gather per state tensor; every per-image tensor of the state is gathered). It also writes
   the number of staying images, which is stage k+1's count of real rows, on the device.
 * **One host sync per exit** (none after the last): the host reads the count of staying images
-  (two int64s) to pick the next bucket, or stops when nobody stays. Results come back in one copy
-  per batch at the end.
+  (two int64s) to pick the next bucket, or stops when nobody stays. Results come back in one sync
+  per batch at the end (three copies to pinned memory).
+* **Memory.** One set of input buffers per stage, ``max_batch`` rows each, shared by every bucket
+  (bucket b uses the first b rows). The graphs share one memory pool and keep no outputs of their
+  own: what later steps read (next stage's inputs, results, counts, the stage's logits and
+  compaction order for a host decision) is copied into the engine's buffers inside the graph.
 
 Confidence on the device. :func:`device_confidence` does the same float64 operations, in the
 same order, as ``analysis.common.confidence_rows`` on the same float32 logits. The elementwise
