@@ -16,8 +16,10 @@ unless --no-lazy), also given as a share of the full network's C_K.
 Throughput at batch B (one row per budget; images/s, best of --repeat):
   full eager      ``model(x)``, every exit (``inference.time_full_evaluation``)
   full graphed    the same forward captured once per batch size as a CUDA graph and replayed
-                  (CUDA only): the launch-free baseline; with --compile the forward is first
-                  compiled by torch.compile (default mode, fused kernels), then captured
+                  (CUDA only): the launch-free baseline
+  full compiled   --compile (CUDA, measured last as compiling takes a while): the forward
+                  compiled by torch.compile (default mode, fused kernels), then captured; the
+                  fast engine's times above are compared with it in an extra table
   reference EE    ``inference.run_early_exit`` (host decision and ``state.select`` per exit)
   fast EE         ``fast_exit.ExitEngine`` (bucketed stages as CUDA graphs, one sync per exit;
                   eager on the CPU)
@@ -34,7 +36,7 @@ point of the last exit cannot be read here; the budgets are reported as MAC shar
 
 Prints markdown tables and the machine; --csv writes every row (column ``table``: throughput or
 latency). --time-budget S (default 150 s; quick 50 s) stops starting new measurements after S
-seconds (the tables then say what was skipped). --quick: a small run for a 2-core CPU (under a
+seconds (throughput rows only in the first 60 % of it; the tables say what was skipped). --quick: a small run for a 2-core CPU (under a
 minute), one torch thread unless --threads is given (on a small shared machine two OpenMP threads
 contending with other processes can be ten times slower than one). Not a test.
 """
@@ -93,7 +95,7 @@ def batches_of(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 class GraphedFull:
     """Full evaluation (last exit's argmax to the host) replayed as one CUDA graph per batch size;
-    with ``compile`` the forward is torch.compile'd (no cudagraphs of its own) before capture."""
+    with ``compile`` the forward is torch.compile'd (default mode) before capture."""
 
     def __init__(self, model, sizes: set[int], shape: tuple[int, ...], device: torch.device,
                  compile: bool = False) -> None:
@@ -145,7 +147,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, help="default 128 (GPU 512)")
     ap.add_argument("--ps", type=float, nargs="+", help="p of the exit shares q_k ~ p^k, one budget each "
                     "(default 0.25 0.5 1 2 4; quick 0.25 1 4)")
-    ap.add_argument("--repeat", type=int, help="timed repetitions, best reported (default 3; quick 3)")
+    ap.add_argument("--repeat", type=int, help="timed repetitions, best reported (default 3; quick 2)")
     ap.add_argument("--latency-images", type=int, help="batch-1 images per exit (default 50; GPU 200; quick 12)")
     ap.add_argument("--no-lazy", action="store_true", help="turn lazy evaluation off")
     ap.add_argument("--compile", action="store_true",
@@ -165,14 +167,15 @@ def main() -> None:
     n_images = args.images or (256 if args.quick else 4096 if gpu else 2048)
     n_calib = args.calib or (256 if args.quick else 2048 if gpu else 1024)
     batch_size = args.batch_size or (512 if gpu else 128)
-    repeat = args.repeat or 3
+    repeat = args.repeat or (2 if args.quick else 3)
     n_lat = args.latency_images or (12 if args.quick else 200 if gpu else 50)
     ps = args.ps or ([0.25, 1.0, 4.0] if args.quick else [0.25, 0.5, 1.0, 2.0, 4.0])
     budget_s = args.time_budget or (50.0 if args.quick else 150.0)
     lazy = not args.no_lazy
 
-    def time_left() -> bool:
-        return time.perf_counter() - start < budget_s
+    def time_left(share: float = 1.0) -> bool:
+        """Whether a new measurement may start: throughput gets the first 60 % of the budget."""
+        return time.perf_counter() - start < share * budget_s
 
     model, name = load_model(args, device)
     k = model.num_exits
@@ -190,20 +193,15 @@ def main() -> None:
     t0 = time.perf_counter()
     engine = ExitEngine(model, max_batch=batch_size, lazy=lazy, exit_macs=costs)
     build_s = time.perf_counter() - t0
-    graphed = None
-    graph_s = 0.0
-    if gpu:
-        t0 = time.perf_counter()
-        sizes = {int(b.shape[0]) for b in batches}
-        try:
-            graphed = GraphedFull(model, sizes, tuple(model.input_size), device, compile=args.compile)
-        except Exception as err:                      # a failed compile must not cost the whole run
-            if not args.compile:
-                raise
-            print(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); graphed eager instead")
-            args.compile = False
-            graphed = GraphedFull(model, sizes, tuple(model.input_size), device)
-        graph_s = time.perf_counter() - t0
+    sizes = {int(b.shape[0]) for b in batches}
+    graphed = GraphedFull(model, sizes, tuple(model.input_size), device) if gpu else None
+
+    print(f"model: {name}, {k} exits, C_1..C_K = {', '.join(f'{c / 1e6:.2f}' for c in costs)} MMACs "
+          f"({'lazy' if lazy else 'no lazy'} evaluation); full evaluation {full_macs / 1e6:.2f} MMACs")
+    print(f"device: {device}; {machine(device)}")
+    print(f"{n_images} synthetic images (batch {batch_size}), thresholds from {n_calib} calibration images, "
+          f"best of {repeat} (interleaved); fast engine {'CUDA graphs' if engine.graphs else 'eager'}, "
+          f"buckets {list(engine.buckets)}, built in {build_s:.1f} s", flush=True)
 
     # warm-up (untimed): kernels, allocator, every batch shape
     no_exit = np.full(k - 1, np.inf)
@@ -211,17 +209,32 @@ def main() -> None:
     run_early_exit(model, batches[:1], no_exit, lazy=lazy, count_macs=False, exit_macs=costs)
     engine.run(batches[:1], no_exit)
 
+    all_rows: list[dict] = []
+
+    def write_csv() -> None:
+        if not args.csv:
+            return
+        keys: list[str] = []
+        for r in all_rows:
+            keys += [key for key in r if key not in keys]
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            for r in all_rows:
+                w.writerow(r)
+
+    # ---- throughput at batch B over budgets
     rows = []
     for p in ps:
         theta = find_thresholds(conf, exit_distribution(p, k))
         budget = float(np.bincount(assign_exits(conf, theta), minlength=k) @ costs) / n_calib
         row = {"table": "throughput", "p": p, "budget_mmacs": budget / 1e6, "budget_share": budget / full_macs,
                "batch": batch_size}
-        if not time_left():
-            row.update({"skipped": True})
-            rows.append(row)
+        rows.append(row)
+        if not time_left(0.6):
+            row["skipped"] = True
             continue
-        # interleaved, best of `repeat` each: drift on a shared machine hits all four alike
+        # interleaved, best of `repeat` each: drift on a shared machine hits all of them alike
         ref_s = fast_s = full_eager_s = full_graph_s = math.inf
         fast = ref = None
         for _ in range(repeat):
@@ -238,58 +251,12 @@ def main() -> None:
                     "executed_mmacs": fast.executed_macs_per_image / 1e6,
                     "full_eager_ips": n_images / full_eager_s,
                     "full_graphed_ips": n_images / full_graph_s if graphed is not None else float("nan"),
-                    "ref_ips": n_images / ref_s, "fast_ips": n_images / fast_s,
+                    "ref_ips": n_images / ref_s, "fast_ips": n_images / fast_s, "fast_s": fast_s,
                     "speedup": min(full_eager_s, full_graph_s) / fast_s,
                     "mac_ratio": full_macs / fast.expected_macs_per_image,
                     "syncs_per_batch": fast.syncs / fast.batches, "same_as_reference": same})
-        rows.append(row)
-
-    # batch 1: per-exit latency
-    lat_rows = []
-    ones = [x[i:i + 1] for i in range(min(n_lat, n_images))]
-    engine1 = ExitEngine(model, max_batch=1, lazy=lazy, exit_macs=costs) if time_left() else None
-    full1_eager = full1_graph = float("nan")
-    if engine1 is not None:
-        engine1.run(ones[:2], no_exit)
-        full1_eager = time_full_evaluation(model, ones).seconds / len(ones)
-        if gpu:
-            g1 = GraphedFull(model, {1}, tuple(model.input_size), device)
-            full1_graph = g1.time(ones) / len(ones)
-    fast_t = np.full(k, np.inf)
-    ref_t = np.full(k, np.inf)
-    reached = np.zeros(k, dtype=bool)
-    for _ in range(repeat):                             # interleaved over the exits, best of each
-        for e in range(k):
-            if engine1 is None or not time_left():
-                continue
-            theta = np.full(k - 1, np.inf)
-            if e < k - 1:
-                theta[e] = -np.inf
-            fast_t[e] = min(fast_t[e], engine1.run(ones, theta).seconds / len(ones))
-            ref_t[e] = min(ref_t[e], run_early_exit(model, ones, theta, lazy=lazy, count_macs=False,
-                                                    exit_macs=costs).seconds / len(ones))
-            reached[e] = True
-    lat_rows = []
-    for e in range(k):
-        row = {"table": "latency", "exit": e + 1, "mac_share": costs[e] / costs[-1]}
-        row.update({"fast_ms": fast_t[e] * 1e3, "ref_ms": ref_t[e] * 1e3} if reached[e] else {"skipped": True})
-        lat_rows.append(row)
-    done = [r for r in lat_rows if "fast_ms" in r]
-    if done and lat_rows[-1].get("fast_ms"):
-        t_last = lat_rows[-1]["fast_ms"]
-        for r in done:
-            r["time_share"] = r["fast_ms"] / t_last
-            r["ratio"] = r["time_share"] / r["mac_share"]
-
-    total_s = time.perf_counter() - start
-    print(f"model: {name}, {k} exits, C_1..C_K = {', '.join(f'{c / 1e6:.2f}' for c in costs)} MMACs "
-          f"({'lazy' if lazy else 'no lazy'} evaluation); full evaluation {full_macs / 1e6:.2f} MMACs")
-    print(f"device: {device}; {machine(device)}")
-    print(f"{n_images} synthetic images (batch {batch_size}), thresholds from {n_calib} calibration images, "
-          f"best of {repeat}; engine {'CUDA graphs' if engine.graphs else 'eager'}, buckets "
-          f"{list(engine.buckets)}, built in {build_s:.1f} s" + (f"; full-forward graphs {graph_s:.1f} s"
-                                                                  + (" (compiled)" if args.compile else "")
-                                                                  if gpu else "") + f"; total {total_s:.0f} s")
+    all_rows += rows
+    write_csv()
     print()
     print("| p | budget MMACs/img (share of C_K) | mean exit | executed MMACs/img (padding) | full eager img/s "
           "| full graphed img/s | reference EE img/s | fast EE img/s | speed-up vs best full | MAC ratio |")
@@ -307,7 +274,43 @@ def main() -> None:
     if mism:
         print(f"WARNING: fast and reference disagree on more than 0.1 % of images at p = "
               f"{[r['p'] for r in mism]}")
-    print()
+    print(flush=True)
+
+    # ---- batch 1: per-exit latency
+    ones = [x[i:i + 1] for i in range(min(n_lat, n_images))]
+    engine1 = ExitEngine(model, max_batch=1, lazy=lazy, exit_macs=costs) if time_left() else None
+    full1_eager = full1_graph = float("nan")
+    fast_t = np.full(k, np.inf)
+    ref_t = np.full(k, np.inf)
+    reached = np.zeros(k, dtype=bool)
+    if engine1 is not None:
+        engine1.run(ones[:2], no_exit)
+        full1_eager = time_full_evaluation(model, ones).seconds / len(ones)
+        if gpu:
+            full1_graph = GraphedFull(model, {1}, tuple(model.input_size), device).time(ones) / len(ones)
+        for _ in range(repeat):                         # interleaved over the exits, best of each
+            for e in range(k):
+                if not time_left():
+                    continue
+                theta = np.full(k - 1, np.inf)
+                if e < k - 1:
+                    theta[e] = -np.inf
+                fast_t[e] = min(fast_t[e], engine1.run(ones, theta).seconds / len(ones))
+                ref_t[e] = min(ref_t[e], run_early_exit(model, ones, theta, lazy=lazy, count_macs=False,
+                                                        exit_macs=costs).seconds / len(ones))
+                reached[e] = True
+    lat_rows = []
+    for e in range(k):
+        row = {"table": "latency", "exit": e + 1, "mac_share": costs[e] / costs[-1]}
+        row.update({"fast_ms": fast_t[e] * 1e3, "ref_ms": ref_t[e] * 1e3} if reached[e] else {"skipped": True})
+        lat_rows.append(row)
+    if reached[-1]:
+        for r in lat_rows:
+            if "fast_ms" in r:
+                r["time_share"] = r["fast_ms"] / lat_rows[-1]["fast_ms"]
+                r["ratio"] = r["time_share"] / r["mac_share"]
+    all_rows += lat_rows
+    write_csv()
     print(f"Batch 1, {len(ones)} images per exit: full evaluation eager {fmt(full1_eager * 1e3, 3)} ms"
           + (f", graphed {fmt(full1_graph * 1e3, 3)} ms" if gpu else "") + " per image")
     print()
@@ -319,17 +322,35 @@ def main() -> None:
             continue
         print(f"| {r['exit']} | {r['mac_share']:.3f} | {r['fast_ms']:.3f} | {r['ref_ms']:.3f} "
               f"| {fmt(r.get('time_share', float('nan')), 3)} | {fmt(r.get('ratio', float('nan')), 2)} |")
-    if args.csv:
-        keys: list[str] = []
-        for r in rows + lat_rows:
-            keys += [key for key in r if key not in keys]
-        with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            for r in rows + lat_rows:
-                w.writerow(r)
-        print(f"\nwrote {args.csv}")
+    print(flush=True)
 
+    # ---- last, as it may take long: compiled full evaluation (the issue's baseline)
+    if args.compile and gpu:
+        if not time_left():
+            print("compiled full evaluation: skipped (time budget)")
+        else:
+            t0 = time.perf_counter()
+            try:
+                compiled = GraphedFull(model, sizes, tuple(model.input_size), device, compile=True)
+                compile_s = time.perf_counter() - t0
+                comp_s = min(compiled.time(batches) for _ in range(repeat))
+            except Exception as err:                  # a failed compile must not cost the run
+                print(f"compiled full evaluation: torch.compile failed ({type(err).__name__}: "
+                      f"{str(err)[:300]})")
+            else:
+                print(f"compiled full evaluation (torch.compile default mode, then one CUDA graph; compile "
+                      f"and capture {compile_s:.0f} s): {n_images / comp_s:,.1f} img/s")
+                print()
+                print("| p | budget share of C_K | fast EE img/s | speed-up vs compiled full |")
+                print("|---:|---:|---:|---:|")
+                for r in rows:
+                    if not r.get("skipped"):
+                        r["full_compiled_ips"] = n_images / comp_s
+                        r["speedup_vs_compiled"] = comp_s / r["fast_s"]
+                        print(f"| {r['p']:g} | {r['budget_share']:.2f} | {fmt(r['fast_ips'])} "
+                              f"| {r['speedup_vs_compiled']:.2f}x |")
+                write_csv()
+    print(f"\ntotal {time.perf_counter() - start:.0f} s" + (f"; wrote {args.csv}" if args.csv else ""))
 
 if __name__ == "__main__":
     main()
