@@ -303,6 +303,21 @@ def test_batch_of_one_and_short_batches():
         engine.run([xs[0]], [0.5])
 
 
+@pytest.mark.parametrize("family", ["msdnet-3scales", "resnet-mc", "fractalnet-columns"])
+def test_stage_code_never_reads_data_on_the_host(family):
+    """What a CUDA graph captures must not sync with the host (no .item(), no data-dependent
+    shapes): every stage at every bucket runs on the meta device, which has no data to read."""
+    model = build(_families()[family]).eval().to("meta")
+    for lazy in (True, False):
+        engine = ExitEngine(model, max_batch=24, lazy=lazy, granularity=8,
+                            exit_macs=range(1, model.num_exits + 1))
+        engine.set_thresholds([0.5] * (model.num_exits - 1))
+        with torch.no_grad():
+            for k in range(model.num_exits):
+                for b in engine.buckets:
+                    assert engine._stage(k, b).device.type == "meta"
+
+
 # --------------------------------------------------------------------------------------------
 # CUDA graphs (benchmarks/gpu_check.sh)
 # --------------------------------------------------------------------------------------------
