@@ -376,12 +376,14 @@ def test_cuda_graphs_batch_of_one_and_new_thresholds(strict_fp32):
 
 @needs_cuda
 def test_cuda_threshold_tie_goes_to_the_host(strict_fp32):
+    """theta_1 = an image's own exit-1 confidence computed on the host from the engine's own
+    logits (a first run, nobody leaving): the second run decides the ties on the host."""
     model = _random_msdnet(TINY3, seed=6).cuda()
     x = torch.randn(21, 3, 16, 16).cuda()
-    with torch.no_grad():
-        first = model.advance(model.begin(x, lazy=True)).float().cpu().numpy()
-    conf = confidence_rows(first, "max_prob")
+    engine = ExitEngine(model, max_batch=21, buckets=[21])
+    engine.run([x], [np.inf, np.inf])
+    conf = confidence_rows(engine._logits[0][:21].cpu().numpy(), "max_prob")
     j = int(np.argsort(conf)[10])
-    res = ExitEngine(model, max_batch=21, buckets=[21]).run([x], [conf[j], np.inf])
-    assert res.host_rows > 0 and res.exits[j] == 0
-    assert np.array_equal(res.exits == 0, conf >= conf[j])
+    res = engine.run([x], [conf[j], np.inf])
+    assert res.host_rows > 0 and res.exits[j] == 0 and res.confidences[j] == conf[j]
+    assert np.array_equal(res.exits == 0, conf >= conf[j]) and (res.exits == 0).sum() == 11
