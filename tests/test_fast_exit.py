@@ -209,7 +209,7 @@ def test_padding_never_touches_real_rows():
     assert a.executed_macs > a.expected_macs                             # 23 -> 32, 5 -> 8 rows
     # stage 1 at bucket 32 with 9 NaN rows against the model on the 23 images alone
     x = xs[0]
-    dirty._bufs[0][dirty._first_tensor][:23].copy_(x)
+    dirty._bufs[0][0][:23].copy_(x)                                 # the state's x
     dirty._n0.fill_(23)
     with torch.no_grad():
         logits = dirty._stage(0, 32)

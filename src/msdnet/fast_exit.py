@@ -141,8 +141,9 @@ def device_confidence(logits: torch.Tensor, measure: str) -> torch.Tensor:
 @dataclass
 class FastExitResult(EarlyExitResult):
     """An :class:`EarlyExitResult` (``measured_macs`` is None: no op counter runs) plus the engine's
-    bookkeeping: MACs executed including padding, graph replays (stages run), host syncs, rows
-    decided on the host (near a threshold)."""
+    bookkeeping: MACs executed including the bucket padding, stages run (graph replays), host
+    syncs for the per-exit counts (the results' copy adds one per batch), and the real rows of the
+    stages whose decision was redone on the host (some confidence near a threshold)."""
 
     executed_macs: int = 0
     replays: int = 0
@@ -370,7 +371,13 @@ class ExitEngine:
         if n > self.max_batch:
             raise InferenceError(f"batch of {n} images exceeds the engine's max_batch {self.max_batch}")
         b = pick_bucket(n, self.buckets)
-        self._bufs[0][self._first_tensor][:n].copy_(x)
+        leaves, spec = tree_flatten(self.model.begin(x, lazy=self.lazy).cache)   # nothing computed yet
+        if spec != self._specs[0]:
+            raise InferenceError(f"{type(self.model).__name__}.begin() gave another state structure than "
+                                 "when the engine was built")
+        for leaf, buf in zip(leaves, self._bufs[0]):
+            if buf is not None:
+                buf[:n].copy_(leaf)
         self._n0.fill_(n)
         for k in range(self.num_exits):
             self._run_stage(k, b)
@@ -392,10 +399,6 @@ class ExitEngine:
         _sync(self.device)
         exits, preds, confs = (h[:total].numpy().copy() for h in self._host)
         return exits, preds, confs, stats
-
-    @property
-    def _first_tensor(self) -> int:
-        return next(i for i, buf in enumerate(self._bufs[0]) if buf is not None)
 
     @torch.no_grad()
     def run(self, batches: Iterable[Any], thresholds: Iterable[float] | np.ndarray) -> FastExitResult:
