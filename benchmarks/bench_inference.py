@@ -34,11 +34,12 @@ target: <= 1.5 on a GPU). Also batch-1 full evaluation (eager, graphed).
 With random weights the accuracy is meaningless, so the budget at which accuracy comes within 1
 point of the last exit cannot be read here; the budgets are reported as MAC shares instead.
 
-Prints markdown tables and the machine; --csv writes every row (column ``table``: throughput or
-latency). --time-budget S (default 150 s; quick 50 s) stops starting new measurements after S
-seconds (throughput rows only in the first 60 % of it; the tables say what was skipped). --quick: a small run for a 2-core CPU (under a
-minute), one torch thread unless --threads is given (on a small shared machine two OpenMP threads
-contending with other processes can be ten times slower than one). Not a test.
+Prints markdown tables (each as soon as its part is done) and the machine; --csv writes every
+row (column ``table``: throughput or latency). --time-budget S (default 150 s; quick 50 s) stops
+starting new measurements after S seconds (throughput rows only in the first 60 % of it; the
+tables say what was skipped). --quick: a small run for a 2-core CPU (under a minute), one torch
+thread unless --threads is given (on a small shared machine two OpenMP threads contending with
+other processes can be ten times slower than one). Not a test.
 """
 
 from __future__ import annotations
