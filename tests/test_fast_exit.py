@@ -176,6 +176,21 @@ def test_every_model_family(family, lazy):
     res = run_fast_exit(model, batches, theta, lazy=lazy, granularity=8)
     _check_against_simulation(model, batches, theta, res)
     assert (res.exit_counts > 0).sum() >= 2
+    # no op couples the images of a batch: NaN in every padding row changes nothing
+    dirty = ExitEngine(model, max_batch=33, lazy=lazy, granularity=8)
+    _fill_nan(dirty)
+    again = dirty.run(batches, theta)
+    assert np.array_equal(again.exits, res.exits) and np.array_equal(again.predictions, res.predictions)
+    assert np.array_equal(again.confidences, res.confidences)
+
+
+def _fill_nan(engine):
+    for bufs in engine._bufs:
+        for buf in bufs:
+            if buf is not None and buf.is_floating_point():
+                buf.fill_(float("nan"))
+    for buf in engine._logits:
+        buf.fill_(float("nan"))
 
 
 @pytest.mark.parametrize("measure", ["entropy", "margin"])
@@ -199,10 +214,7 @@ def test_padding_never_touches_real_rows():
     theta = _quantile_thresholds(conf)
     clean = ExitEngine(model, max_batch=32, granularity=32)            # buckets 1, 2, ..., 16, 32
     dirty = ExitEngine(model, max_batch=32, granularity=32)
-    for bufs in dirty._bufs:
-        for buf in bufs:
-            if buf is not None and buf.is_floating_point():
-                buf.fill_(float("nan"))
+    _fill_nan(dirty)
     a, b = clean.run(xs, theta), dirty.run(xs, theta)
     assert np.array_equal(a.exits, b.exits) and np.array_equal(a.predictions, b.predictions)
     assert np.array_equal(a.confidences, b.confidences) and np.isfinite(b.confidences).all()
