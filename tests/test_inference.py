@@ -291,6 +291,28 @@ def test_cli_budget_and_text(trained, capsys):
     assert "speed-up" in text and "mean exit: 2.000" in text and "no lazy evaluation" in text
 
 
+def test_cli_fast_engine_matches_simulation(trained, tmp_path, capsys):
+    """--engine fast (msdnet.fast_exit, eager on the CPU): the same exits as the simulation."""
+    ckpt, paths = trained
+    out = tmp_path / "fast.csv"
+    assert main(["infer", str(ckpt), "--val", str(paths["val"]), "--p", "1.0", "--batch-size", "100",
+                 "--engine", "fast", "--json", "--csv", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["engine"] == "fast" and summary["measured_macs_per_image"] is None
+    assert summary["executed_macs_per_image"] >= summary["expected_macs_per_image"]
+    test = load(paths["test"])
+    theta = np.array([float(t) for t in summary["thresholds"]])
+    conf, _ = exit_scores(test)
+    sim_exits = assign_exits(conf, theta)
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    exits = np.array([int(r["exit"]) - 1 for r in rows])
+    ok = ~_near(conf, theta, sim_exits)
+    assert ok.sum() >= len(rows) - 2 and np.array_equal(exits[ok], sim_exits[ok])
+    assert main(["infer", str(ckpt), "--thresholds", "inf"]) == 0
+    assert "reference engine" in capsys.readouterr().out               # auto on the CPU
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--thresholds", "0.1", "0.2"], "give 1, one per exit but the last"),
     (["--thresholds"], "give 1, one per exit but the last"),

@@ -15,17 +15,25 @@ the same checkpoint (its ``checkpoint_sha256`` and ``config_hash``, when recorde
 from the checkpoint's data split (dataset, split_seed, data config); --split must be another split.
 --set-data may change only where the data lives (root, imagenet_dir).
 
-Runs, in order: one warm-up batch (untimed), a counted run (MACs measured with the op counter;
-per-image results), then --repeat times: a timed full evaluation (``model(x)``, every exit) and a
-timed early-exit run without the counter; the best time of each is reported. Prints accuracy,
-mean exit (1-based), the share of images per exit, MACs per image measured and expected
-(sum_k n_k C_k / N), wall-clock per image and the speed-up over full evaluation.
+Engines (--engine): ``reference`` is ``msdnet.inference.run_early_exit`` (host decision and
+``state.select`` per exit, MACs counted by the op counter); ``fast`` is ``msdnet.fast_exit``'s
+ExitEngine (bucketed fixed-size stages replayed as CUDA graphs, decisions and compaction on the
+device, one host sync per exit; on the CPU the same stages run eagerly). ``auto`` (the default):
+fast on CUDA, reference elsewhere. Both give the same exits and predictions (tests/test_fast_exit.py).
+
+Runs, in order: one warm-up batch (untimed), a first run (reference: MACs measured with the op
+counter; per-image results), then --repeat times: a timed full evaluation (``model(x)``, every
+exit) and a timed early-exit run without the counter; the best time of each is reported. Prints
+accuracy, mean exit (1-based), the share of images per exit, MACs per image measured (reference)
+or executed including the bucket padding (fast) and expected (sum_k n_k C_k / N), wall-clock per
+image and the speed-up over full evaluation.
 
 --json prints one object: checkpoint, split, n_images, batch_size, device, lazy, confidence,
 threshold_source {mode: "p" | "budget" | "given", p, budget, val, val_avg_macs, val_accuracy},
 thresholds (K values, the last "-inf"), exit_macs, exit_counts, exit_fractions, accuracy,
-mean_exit, measured_macs_per_image, expected_macs_per_image, full_macs_per_image,
-seconds_per_image, full_seconds_per_image, full_accuracy, speedup.
+mean_exit, measured_macs_per_image (null with the fast engine), expected_macs_per_image,
+full_macs_per_image, seconds_per_image, full_seconds_per_image, full_accuracy, speedup, engine,
+executed_macs_per_image (fast: MACs run including padding; reference: the measured ones).
 --csv OUT.csv writes one row per image: sample_id, label, exit (1-based), prediction,
 confidence, correct.
 """
@@ -45,6 +53,7 @@ from ..analysis.common import CONFIDENCES, dumps, json_list, json_number, write_
 from ..cost import count_costs
 from ..data import iterate_batches, load_data
 from ..errors import MsdnetError
+from ..fast_exit import ExitEngine
 from ..inference import (normalize_thresholds, run_early_exit, speedup, time_full_evaluation)
 from ..io import sha256_file
 from ..predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
@@ -71,6 +80,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", choices=CONFIDENCES, default="max_prob",
                    help="confidence measure (default max_prob, the paper's)")
     p.add_argument("--no-lazy", action="store_true", help="turn lazy evaluation off")
+    p.add_argument("--engine", choices=["auto", "fast", "reference"], default="auto",
+                   help="fast: bucketed stages replayed as CUDA graphs, decisions on the device, one "
+                        "host sync per exit (eager on CPU); reference: host decision and select per "
+                        "exit, MACs counted by the op counter; auto (default): fast on CUDA, else reference")
     p.add_argument("--repeat", type=int, default=1, help="timed repetitions; the best is reported")
     p.add_argument("--set-data", action="append", default=[], metavar="KEY=VALUE",
                    help="where the checkpoint's data lives: root=DIR or imagenet_dir=DIR (repeatable); "
@@ -180,11 +193,20 @@ def run(args: argparse.Namespace) -> int:
     def batches():
         return iterate_batches(bundle, args.split, args.batch_size, device=dev)
 
+    engine_name = args.engine if args.engine != "auto" else ("fast" if dev.type == "cuda" else "reference")
     kw = dict(lazy=lazy, confidence=args.confidence, device=dev, exit_macs=exit_macs)
+    if engine_name == "fast":
+        engine = ExitEngine(model, max_batch=args.batch_size, **kw)
+
+        def early_exit(batches_, count_macs):
+            return engine.run(batches_, theta)
+    else:
+        def early_exit(batches_, count_macs):
+            return run_early_exit(model, batches_, theta, count_macs=count_macs, **kw)
     warm = list(itertools.islice(batches(), 1))
     time_full_evaluation(model, warm, device=dev)
-    run_early_exit(model, warm, theta, count_macs=False, **kw)
-    result = run_early_exit(model, batches(), theta, count_macs=True, **kw)
+    early_exit(warm, False)
+    result = early_exit(batches(), True)
     if result.n_images == 0:
         raise MsdnetError(f"the '{args.split}' split holds no images")
     full_s, ee_s, full = math.inf, math.inf, None
@@ -192,9 +214,10 @@ def run(args: argparse.Namespace) -> int:
         f = time_full_evaluation(model, batches(), device=dev)
         if f.seconds < full_s:
             full_s, full = f.seconds, f
-        ee_s = min(ee_s, run_early_exit(model, batches(), theta, count_macs=False, **kw).seconds)
+        ee_s = min(ee_s, early_exit(batches(), False).seconds)
     result.seconds = ee_s
     assert full is not None
+    executed = getattr(result, "executed_macs_per_image", result.measured_macs_per_image)
 
     if args.csv:
         write_csv(result.table(), args.csv)
@@ -211,13 +234,14 @@ def run(args: argparse.Namespace) -> int:
         "seconds_per_image": json_number(result.seconds_per_image),
         "full_seconds_per_image": json_number(full.seconds_per_image),
         "full_accuracy": json_number(full.accuracy), "speedup": json_number(speedup(result, full)),
+        "engine": engine_name, "executed_macs_per_image": json_number(executed),
     }
     if args.json:
         print(dumps(summary))
         return 0
     mode = "lazy evaluation" if lazy else "no lazy evaluation"
     print(f"{args.checkpoint}: '{args.split}' split, {result.n_images} images, batch {args.batch_size}, "
-          f"{dev}, {mode}")
+          f"{dev}, {mode}, {engine_name} engine")
     if source["mode"] == "p":
         how = f"from {args.val} at p = {source['p']}"
     elif source["mode"] == "budget":
@@ -233,8 +257,12 @@ def run(args: argparse.Namespace) -> int:
               f"{100 * result.exit_fractions[k]:>6.2f}%")
     print(f"accuracy: {result.accuracy:.2f} %  (full evaluation, last exit: {full.accuracy:.2f} %)")
     print(f"mean exit: {result.mean_exit:.3f}")
-    print(f"MACs per image: measured {result.measured_macs_per_image:,.1f}, expected "
-          f"{result.expected_macs_per_image:,.1f} (full evaluation: {full.macs_per_image:,})")
+    if engine_name == "fast":
+        print(f"MACs per image: expected {result.expected_macs_per_image:,.1f}, executed with bucket "
+              f"padding {executed:,.1f} (full evaluation: {full.macs_per_image:,})")
+    else:
+        print(f"MACs per image: measured {result.measured_macs_per_image:,.1f}, expected "
+              f"{result.expected_macs_per_image:,.1f} (full evaluation: {full.macs_per_image:,})")
     print(f"wall-clock per image: early exit {result.seconds_per_image * 1e3:.4f} ms, full evaluation "
           f"{full.seconds_per_image * 1e3:.4f} ms; speed-up {speedup(result, full):.2f}x")
     return 0
