@@ -10,7 +10,7 @@ rule predict_model:
         f"{LOGS}/predict/{{model}}/{{key}}/seed{{seed}}.log",
     threads: config["threads"]
     resources:
-        gpu=config["gpu_jobs"],
+        **GPU_RESOURCES,
     conda:
         "../envs/msdnet.yaml"
     shell:

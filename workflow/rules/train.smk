@@ -16,7 +16,7 @@ rule train_model:
         f"{LOGS}/train/{{model}}/{{key}}/seed{{seed}}.log",
     threads: config["threads"]
     resources:
-        gpu=config["gpu_jobs"],
+        **GPU_RESOURCES,
     conda:
         "../envs/msdnet.yaml"
     shell:
