@@ -24,7 +24,7 @@ except MsdnetError as exc:
 RESULTS = str(PRESET.results)
 FIGURES_DIR = str(PRESET.figures_dir)
 LOGS = f"{RESULTS}/logs"
-# Repository files a rule reads (the paper's points, the notebooks) are local(): under a default
+# Repository files that jobs read (the paper's points, the notebooks) are local(): under a default
 # storage provider (the Kubernetes profile) they come with each job's source archive, not a bucket.
 REFERENCE = "data/paper/reference_points.csv"
 # A GPU job declares `gpu` only when the preset asks for GPUs: the Kubernetes executor requests
