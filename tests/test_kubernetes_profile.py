@@ -99,7 +99,7 @@ def _snakemake(tmp_path: Path, args: list[str], puts: list[str] = ()) -> tuple[s
         "users": [{"name": "nobody", "user": {"token": "none"}}]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SNAKEMAKE_STORAGE_S3_"))}
     env.update(KUBECONFIG=str(kubeconfig), MSDNET_IMAGE=IMAGE, MSDNET_S3_PREFIX=PREFIX,
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               SNAKEMAKE_STORAGE_S3_ACCESS_KEY="testing", SNAKEMAKE_STORAGE_S3_SECRET_KEY="testing",
                AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull,
                AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     out = tmp_path / "sent.json"
@@ -134,8 +134,9 @@ def test_dry_run_plans_every_job_in_the_bucket(tmp_path):
 
 # ---- 2. the job the executor submits -------------------------------------------------------------
 
-def _submitted(tmp_path: Path, preset_file: str) -> tuple[dict, object]:
-    """The Kubernetes job the real executor builds for the first training run of a preset."""
+def _submitted(tmp_path: Path, preset_file: str) -> tuple[dict, object, list[str]]:
+    """The Kubernetes job the real executor builds for the first training run of a preset, and
+    the keys of the secret it registers for the run."""
     preset = _preset(preset_file)
     model, seed = preset.runs_needed()[0]
     summary = f"msdnet/{preset.data_summary(model)}"              # its one input, in the bucket
@@ -143,8 +144,8 @@ def _submitted(tmp_path: Path, preset_file: str) -> tuple[dict, object]:
                                        "--latency-wait", "0"], puts=[summary])
     log = proc.stdout + proc.stderr
     assert "network connection attempted" not in log
-    assert len(sent.get("jobs", [])) == 1, log[-3000:]
-    return sent["jobs"][0], preset
+    assert len(sent.get("jobs", [])) == 1 and len(sent["secrets"]) == 1, log[-3000:]
+    return sent["jobs"][0], preset, sent["secrets"][0]
 
 
 def _container(job: dict) -> tuple[dict, dict]:
@@ -156,6 +157,13 @@ def _container(job: dict) -> tuple[dict, dict]:
 def _requests_from_profile(rule: str) -> dict:
     res = dict(PROFILE["default-resources"]) | PROFILE["set-resources"].get(rule, {})
     return {"memory": f"{res['mem_mb']}M", "ephemeral-storage": f"{res['disk_mb']}M"}
+
+
+def _cpu(threads: int) -> str:
+    """The CPU request the executor derives from a job's threads (its --kubernetes-cpu-scalar)."""
+    from snakemake_executor_plugin_kubernetes import ExecutorSettings
+
+    return f"{int(threads * ExecutorSettings.__dataclass_fields__['cpu_scalar'].default * 1000)}m"
 
 
 def _check_command(container: dict, rule: str) -> None:
@@ -176,7 +184,7 @@ def _check_command(container: dict, rule: str) -> None:
 
 
 def test_gpu_job_asks_for_one_nvidia_gpu_with_limits(tmp_path):
-    job, preset = _submitted(tmp_path, "config/paper-cifar100.yaml")
+    job, preset, sent_secret_keys = _submitted(tmp_path, "config/paper-cifar100.yaml")
     assert preset.cfg["gpu_jobs"] == 1
     pod, container = _container(job)
     assert container["image"] == IMAGE
@@ -184,7 +192,7 @@ def test_gpu_job_asks_for_one_nvidia_gpu_with_limits(tmp_path):
     res = container["resources"]
     assert res["requests"]["nvidia.com/gpu"] == res["limits"]["nvidia.com/gpu"] == "1"
     threads = preset.cfg["threads"]
-    assert res["requests"]["cpu"] == f"{int(threads * 0.95 * 1000)}m"
+    assert res["requests"]["cpu"] == _cpu(threads)
     assert res["limits"]["cpu"] == f"{threads * 1000}m"
     for key, value in _requests_from_profile("train_model").items():
         assert res["requests"][key] == res["limits"][key] == value
@@ -192,17 +200,21 @@ def test_gpu_job_asks_for_one_nvidia_gpu_with_limits(tmp_path):
         ("nvidia.com/gpu", "present", "NoSchedule")]
     assert pod["node_selector"] == {}                              # only machine_type sets one
     _check_command(container, "train_model")
+    # the bucket's credentials (as the README sets them) reach the pod, from the run's secret
+    secret = {e["name"]: e["value_from"]["secret_key_ref"]["key"] for e in container["env"]}
+    assert {"SNAKEMAKE_STORAGE_S3_ACCESS_KEY", "SNAKEMAKE_STORAGE_S3_SECRET_KEY"} <= set(secret)
+    assert set(secret.values()) <= set(sent_secret_keys)
 
 
 def test_cpu_job_asks_for_no_gpu(tmp_path):
-    job, preset = _submitted(tmp_path, "config/tiny.yaml")
+    job, preset, _ = _submitted(tmp_path, "config/tiny.yaml")
     assert preset.cfg["gpu_jobs"] == 0
     pod, container = _container(job)
     assert container["image"] == IMAGE
     res = container["resources"]
     assert not any("gpu" in key for part in res.values() if part for key in part)
     assert pod["tolerations"] is None
-    assert res["requests"]["cpu"] == f"{int(preset.cfg['threads'] * 0.95 * 1000)}m"
+    assert res["requests"]["cpu"] == _cpu(preset.cfg["threads"])
     for key, value in _requests_from_profile("train_model").items():
         assert res["requests"][key] == value
     _check_command(container, "train_model")
