@@ -175,8 +175,8 @@ def _check_command(container: dict, rule: str) -> None:
     assert container["working_dir"] == "/workdir"
     local = re.search(r"--local-storage-prefix base64//(\S+)", script).group(1)
     local = base64.b64decode(local).decode()
-    for name in ("results", "figures"):                         # where the pod keeps its copies
-        assert f"ln -sfn {local}/s3/{PREFIX}/{name} {name}" in steps
+    for name in ("results", "figures"):               # the pod keeps its copies where the preset says
+        assert f"ln -sfn /workdir/{name} {local}/s3/{PREFIX}/{name}" in steps
     assert any(s.startswith(f"python -m snakemake --deploy-sources s3://{PREFIX}/") for s in steps)
     job = steps[-1]
     assert job.startswith("python -m snakemake --snakefile 'workflow/Snakefile'")
