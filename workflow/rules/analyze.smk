@@ -7,7 +7,8 @@ rule job_key:
     output:
         "{keydir}/.keys/{name}.{hash}.json",
     params:
-        spec=lambda wc, output: planned_key(output[0]),
+        # the planned path from the wildcards (under a storage provider output[0] is a local copy)
+        spec=lambda wc: planned_key(f"{wc.keydir}/.keys/{wc.name}.{wc.hash}.json"),
     log:
         f"{LOGS}/keys/{{keydir}}/{{name}}.{{hash}}.log",
     conda:

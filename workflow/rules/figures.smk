@@ -5,7 +5,7 @@ rule figure:
         tables=lambda wc: [ancient(f"{RESULTS}/tables/{t.name}.csv") for t in FIGURES[wc.figure].tables],
         key=lambda wc: ancient(str(PRESET.figure_key(wc.figure))),
         data=lambda wc: [ancient(str(p)) for p in [PRESET.image_data(wc.figure)] if p],
-        reference=ancient(REFERENCE),
+        reference=ancient(local(REFERENCE)),
     output:
         pdf=f"{FIGURES_DIR}/{{figure}}.pdf",
         png=report(f"{FIGURES_DIR}/{{figure}}.png", category="Figures", caption="../report/figure.rst"),

@@ -13,12 +13,12 @@ NOTEBOOKS = workflow_plan(PRESET, REFERENCE)
 
 rule notebook:
     input:
-        notebook=ancient("notebooks/overview.py"),
-        explorer=ancient("notebooks/budget_explorer.py"),
+        notebook=ancient(local("notebooks/overview.py")),
+        explorer=ancient(local("notebooks/budget_explorer.py")),
         tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
         figures=[ancient(f) for f in figure_files() if f.endswith(".png")],
         key=ancient(str(PRESET.notebook_key(NOTEBOOKS["explorer_key"]))),
-        reference=[ancient(f) for f in NOTEBOOKS["reference"]],
+        reference=[ancient(local(f)) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
     output:
         overview=f"{RESULTS}/notebooks/overview.ipynb",
