@@ -114,7 +114,7 @@ def test_gpu_slots_defaults_to_one_and_keeps_the_gpu_resource():
     cfg = _preset("paper-cifar100")
     assert cfg["gpu_slots"] == 1
     assert gpu_resources(cfg) == {"gpu": 1}
-    assert gpu_resources(_preset("tiny")) == {"gpu": 0}
+    assert gpu_resources(_preset("tiny")) == {}          # a CPU preset names no GPU at all
     assert gpu_slot_limit(cfg, 4) is None
 
 
@@ -125,6 +125,7 @@ def test_gpu_slots_is_an_execution_key_no_run_key_changes():
     assert keys == {m: packed.run_of(m).key for m in packed.models_needed()}
     assert len(keys) > 10
     assert gpu_resources(packed.cfg) == {"gpu_slot": 1}
+    assert gpu_resources(packed.cfg, local=False) == {"gpu": 1}   # a cluster job's own card
 
 
 def test_slot_limit_is_slots_per_card_unless_given():

@@ -295,13 +295,20 @@ class Preset:
 
 
 # -- how many jobs share a card (Snakemake resources; workflow/rules/common.smk) -----------------
-def gpu_resources(cfg: Mapping[str, Any]) -> dict[str, int]:
+def gpu_resources(cfg: Mapping[str, Any], local: bool = True) -> dict[str, int]:
     """What each training or prediction job asks the scheduler for: ``gpu: gpu_jobs`` (cards
     of its own) when ``gpu_slots`` is 1, else ``gpu_slot: 1`` (one of ``gpu_slots`` shares of a
-    card). Snakemake resources are integers, so a share is a resource of its own."""
-    slots = int(cfg.get("gpu_slots", 1))
-    if slots == 1:
-        return {"gpu": int(cfg.get("gpu_jobs", 0))}
+    card). Snakemake resources are integers, so a share is a resource of its own.
+
+    Nothing when the preset asks for no GPU (``gpu_jobs: 0``): the Kubernetes executor requests a
+    card for any job that names ``gpu``, even with 0. ``local=False`` (a cluster executor: every
+    job is its own allocation, which the executor sizes from ``gpu``) always asks for ``gpu``;
+    sharing a card there is the profile's business (job groups, see the README)."""
+    jobs = int(cfg.get("gpu_jobs", 0))
+    if jobs == 0:
+        return {}
+    if int(cfg.get("gpu_slots", 1)) == 1 or not local:
+        return {"gpu": jobs}
     return {"gpu_slot": 1}
 
 

@@ -30,9 +30,6 @@ LOGS = f"{RESULTS}/logs"
 # Repository files that jobs read (the paper's points, the notebooks) are local(): under a default
 # storage provider (the Kubernetes profile) they come with each job's source archive, not a bucket.
 REFERENCE = "data/paper/reference_points.csv"
-# A GPU job declares `gpu` only when the preset asks for GPUs: the Kubernetes executor requests
-# (and tolerates) a GPU for any job that names the resource, even with 0.
-GPU_RESOURCES = {"gpu": config["gpu_jobs"]} if config["gpu_jobs"] else {}
 
 
 def _alternatives(names):

@@ -5,7 +5,9 @@
 # `--resources gpu_slot=M` wins). Which card a job takes is msdnet.gpu_slots' business.
 from msdnet.workflow import gpu_resources, gpu_slot_limit
 
-GPU_RESOURCES = gpu_resources(PRESET.cfg)
+# A cluster executor (SLURM, Kubernetes) sizes each job's own allocation from `gpu`, so there a
+# job always names `gpu` (msdnet.workflow.gpu_resources); a CPU preset names no GPU at all.
+GPU_RESOURCES = gpu_resources(PRESET.cfg, local=workflow.local_exec)
 
 
 def _global_resource(name):
