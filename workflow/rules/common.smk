@@ -47,6 +47,12 @@ def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
+def preset_resources(rule):
+    """The preset's runtime (minutes) and mem_mb for a submitted rule (its `resources:` section);
+    a cluster profile's default-resources cover what it leaves out."""
+    return PRESET.cfg["resources"].get(rule, {})
+
+
 def data_files():
     return [str(PRESET.data_summary(m)) for m in PRESET.models_needed()]
 
