@@ -90,8 +90,7 @@ def test_slurm_profile_asks_through_the_plugin_only():
     snakefile = (REPO / "workflow" / "Snakefile").read_text()
     local = set(re.findall(r"^\s+(\w+),$", snakefile.split("localrules:")[1].split("\n\n")[0], re.M))
     assert LOCAL_RULES <= local, local
-    assert not set(profile["groups"]) & local
-    assert {profile["groups"][r] for r in GPU_RULES} == {"model"}  # one submission per model
+    assert profile["groups"] == {"train_model": "model", "predict_model": "model"}  # one submission per model
 
 
 def test_slurm_profile_runs_tiny_preset_end_to_end(tmp_path):
@@ -116,8 +115,8 @@ def test_slurm_profile_runs_tiny_preset_end_to_end(tmp_path):
     planned = {"train_model": 15, "predict_model": 15, "ensemble": 1, "table": 8, "figure": 7, "notebook": 1}
     assert {r: jobs.count(r) for r in set(jobs)} == planned, jobs
     assert not LOCAL_RULES & set(jobs)  # downloads, data and keys stay on the login node
-    # one submission per model (train, then predict), one for everything after the predictions
-    assert len(calls) == 15 + 1, [_rules(c["script"]) for c in calls]
+    # one submission per model (train, then predict), one per job after the predictions
+    assert len(calls) == 15 + 17, [_rules(c["script"]) for c in calls]
     for c in calls:
         args, rules = c["args"], set(_rules(c["script"]))
         gpu = rules <= GPU_RULES
@@ -129,9 +128,9 @@ def test_slurm_profile_runs_tiny_preset_end_to_end(tmp_path):
         if gpu:  # the preset's runtime (train 10 + predict 5 minutes) and memory
             assert rules == GPU_RULES and (_option(args, "-t"), _option(args, "--mem")) == ("15", "2000"), args
         else:    # the profile's default-resources
-            assert _option(args, "--mem") == "4000" and int(_option(args, "-t")) >= 30, args
+            assert len(rules) == 1 and (_option(args, "-t"), _option(args, "--mem")) == ("30", "4000"), args
         assert _option(args, "--cpus-per-task") == "1", args  # the preset's threads
     # each job ran its command through srun, asking for the GPU again for its step
     steps = _calls(env, "srun")
-    assert len(steps) == len(calls), steps
-    assert sum("--gpus=1" in s["args"] for s in steps) == 15, steps
+    assert len(steps) == len(jobs), steps
+    assert sum("--gpus=1" in s["args"] for s in steps) == 30, steps

@@ -47,10 +47,10 @@ def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
-def preset_resources(rule):
-    """The preset's runtime (minutes) and mem_mb for a submitted rule (its `resources:` section);
-    a cluster profile's default-resources cover what it leaves out."""
-    return PRESET.cfg["resources"].get(rule, {})
+def preset_resources(name):
+    """Runtime (minutes) and mem_mb of the jobs of one submitted rule, from the preset's
+    resources section; a cluster profile's default-resources cover what it leaves out."""
+    return PRESET.cfg["resources"].get(name, {})
 
 
 def data_files():
