@@ -25,6 +25,14 @@ figures: $(STAMP)
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# A cluster profile (workflow/profiles/PROFILE: slurm, kubernetes) on a preset, after checking
+# that its Snakemake plugins are installed (else one line naming the pip install):
+#   make cluster PROFILE=slurm CONFIG=config/paper-cifar100.yaml
+PROFILE ?=
+.PHONY: cluster
+cluster: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/msdnet cluster "$(PROFILE)" figures --configfile "$(CONFIG)"
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

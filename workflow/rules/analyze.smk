@@ -29,6 +29,8 @@ rule table:
         spec=lambda wc: json.dumps(PRESET.table_spec(wc.table), sort_keys=True),
     log:
         f"{LOGS}/tables/{{table}}.log",
+    resources:
+        **preset_resources("table"),
     conda:
         "../envs/msdnet.yaml"
     shell:

@@ -52,6 +52,12 @@ def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
+def preset_resources(name):
+    """Runtime (minutes) and mem_mb of the jobs of one submitted rule, from the preset's
+    resources section; a cluster profile's default-resources cover what it leaves out."""
+    return PRESET.cfg["resources"].get(name, {})
+
+
 def data_files():
     return [str(PRESET.data_summary(m)) for m in PRESET.models_needed()]
 

@@ -15,6 +15,8 @@ rule figure:
         stem=lambda wc, output: output.pdf[: -len(".pdf")],
     log:
         f"{LOGS}/figures/{{figure}}.log",
+    resources:
+        **preset_resources("figure"),
     conda:
         "../envs/msdnet.yaml"
     shell:

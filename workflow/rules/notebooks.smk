@@ -33,6 +33,8 @@ rule notebook:
     log:
         overview=f"{LOGS}/notebooks/overview.log",
         explorer=f"{LOGS}/notebooks/budget_explorer.log",
+    resources:
+        **preset_resources("notebook"),
     conda:
         "../envs/msdnet.yaml"
     shell:

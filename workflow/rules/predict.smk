@@ -11,6 +11,7 @@ rule predict_model:
     threads: config["threads"]
     resources:
         **GPU_RESOURCES,
+        **preset_resources("predict_model"),
     conda:
         "../envs/msdnet.yaml"
     shell:
@@ -26,6 +27,8 @@ rule ensemble:
         test=f"{RESULTS}/predictions/{{ensemble}}/{{key}}/seed{{seed}}/test.npz",
     log:
         f"{LOGS}/ensemble/{{ensemble}}/{{key}}/seed{{seed}}.log",
+    resources:
+        **preset_resources("ensemble"),
     conda:
         "../envs/msdnet.yaml"
     shell:

@@ -17,6 +17,7 @@ rule train_model:
     threads: config["threads"]
     resources:
         **GPU_RESOURCES,
+        **preset_resources("train_model"),
     conda:
         "../envs/msdnet.yaml"
     shell:
@@ -43,6 +44,8 @@ rule import_model:
         overrides=lambda wc: quoted(f"--set={o}" for o in planned_run(wc).overrides),
     log:
         f"{LOGS}/import/{{model}}/{{key}}/seed{{seed}}.log",
+    resources:
+        **preset_resources("import_model"),
     conda:
         "../envs/msdnet.yaml"
     shell:
