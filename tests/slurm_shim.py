@@ -22,9 +22,9 @@ from pathlib import Path
 
 STATE = Path(os.environ["SHIM_STATE_DIR"])
 JOBS = STATE / "jobs"
-# A status query blocks until a job of its run changes state (at most this long): the plugin
-# waits 10 s longer after each query where nothing finished, so answering early keeps it at its
-# initial interval. Below the plugin's 60 s timeout for one query.
+# A status query with nothing new to say blocks until a job of its run changes state (at most this
+# long): the plugin waits 10 s longer after each query where nothing finished, so answering when
+# one does keeps it at its initial interval. Below the plugin's 60 s timeout for one query.
 WAIT_S = 45.0
 
 
@@ -91,15 +91,18 @@ def _rows(name: str) -> list[str]:
 
 
 def status(args: list[str]) -> int:
-    """`<id>|<state>` of each job of --name, once one of them changed or after WAIT_S."""
+    """`<id>|<state>` of each job of --name: at once if they changed since the last answer (a
+    submission, a job that ended), else once one of them changes or after WAIT_S."""
     name = _option(args, "--name")
     if name is None:  # sacct -j ID (a failed job's reason or node), sacct -o Account: nothing
         return 0
-    deadline, first = time.monotonic() + WAIT_S, _rows(name)
-    rows = first
-    while rows == first and any(r.endswith("|RUNNING") for r in rows) and time.monotonic() < deadline:
+    last_file = STATE / f"last-answer-{name}"
+    last = last_file.read_text().splitlines() if last_file.exists() else None
+    deadline, rows = time.monotonic() + WAIT_S, _rows(name)
+    while rows == last and any(r.endswith("|RUNNING") for r in rows) and time.monotonic() < deadline:
         time.sleep(0.2)
         rows = _rows(name)
+    last_file.write_text("\n".join(rows))
     print("\n".join(rows))
     return 0
 

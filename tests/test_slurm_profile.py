@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from msdnet.config import load_yaml
+from msdnet.workflow import Preset, validate_preset
 from tests.e2e.test_workflow import FIGURES, _copy_repo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,3 +136,26 @@ def test_slurm_profile_runs_tiny_preset_end_to_end(tmp_path):
     steps = _calls(env, "srun")
     assert len(steps) == len(jobs), steps
     assert sum("--gpus=1" in s["args"] for s in steps) == 30, steps
+
+
+def test_slurm_profile_asks_for_a_gpu_model(tmp_path, monkeypatch):
+    """`gpu_model: a100` under both GPU rules of the profile, as the README says: one model's
+    training and prediction (one submission) ask for `--gpus=a100:1`."""
+    work = _copy_repo(tmp_path / "repo")
+    env = _shim_env(tmp_path)
+    profile = work / "workflow" / "profiles" / "slurm" / "config.yaml"
+    doc = yaml.safe_load(profile.read_text())
+    for rule in GPU_RULES:
+        doc["set-resources"][rule]["gpu_model"] = "a100"
+    profile.write_text(yaml.safe_dump(doc))
+    monkeypatch.chdir(work)
+    preset = Preset(validate_preset(load_yaml("config/tiny.yaml"), "config/tiny.yaml"), "config/tiny.yaml")
+    target = str(preset.predictions_dir("resnet-mc", 0) / "val.npz")
+    cmd = [*COMMAND[:1], target, *COMMAND[2:], *FAST]
+    out = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"{shlex.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-8000:]}"
+    assert (work / target).is_file()
+    (call,) = _calls(env, "sbatch")
+    assert sorted(_rules(call["script"])) == ["predict_model", "train_model"]
+    assert _option(call["args"], "--gpus") == "a100:1" and _option(call["args"], "-p") == "gpu", call["args"]
+    assert not any(a.startswith("--gres") for a in call["args"]), call["args"]

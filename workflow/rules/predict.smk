@@ -8,6 +8,7 @@ rule predict_model:
         out=lambda wc, output: str(Path(output.val).parent),
     log:
         f"{LOGS}/predict/{{model}}/{{key}}/seed{{seed}}.log",
+    priority: 1
     threads: config["threads"]
     resources:
         **GPU_RESOURCES,

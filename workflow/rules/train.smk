@@ -14,6 +14,8 @@ rule train_model:
         out=lambda wc, output: str(Path(output.final).parent),
     log:
         f"{LOGS}/train/{{model}}/{{key}}/seed{{seed}}.log",
+    # before the analyses when both could start: every table waits on the trainings
+    priority: 1
     threads: config["threads"]
     resources:
         **GPU_RESOURCES,
