@@ -154,8 +154,11 @@ def _container(job: dict) -> tuple[dict, dict]:
     return pod, container
 
 
-def _requests_from_profile(rule: str) -> dict:
-    res = dict(PROFILE["default-resources"]) | PROFILE["set-resources"].get(rule, {})
+def _requests_from_profile(rule: str, preset) -> dict:
+    """The profile's defaults, then the preset's `resources:` of the rule, then the profile's
+    set-resources (which win over a rule's own resources in Snakemake)."""
+    res = (dict(PROFILE["default-resources"]) | preset.cfg.get("resources", {}).get(rule, {})
+           | PROFILE["set-resources"].get(rule, {}))
     return {"memory": f"{res['mem_mb']}M", "ephemeral-storage": f"{res['disk_mb']}M"}
 
 
@@ -194,8 +197,10 @@ def test_gpu_job_asks_for_one_nvidia_gpu_with_limits(tmp_path):
     threads = preset.cfg["threads"]
     assert res["requests"]["cpu"] == _cpu(threads)
     assert res["limits"]["cpu"] == f"{threads * 1000}m"
-    for key, value in _requests_from_profile("train_model").items():
+    for key, value in _requests_from_profile("train_model", preset).items():
         assert res["requests"][key] == res["limits"][key] == value
+    # the memory is the preset's, not a profile-wide guess
+    assert res["requests"]["memory"] == f'{preset.cfg["resources"]["train_model"]["mem_mb"]}M'
     assert [(t["key"], t["value"], t["effect"]) for t in pod["tolerations"]] == [
         ("nvidia.com/gpu", "present", "NoSchedule")]
     assert pod["node_selector"] == {}                              # only machine_type sets one
@@ -215,7 +220,7 @@ def test_cpu_job_asks_for_no_gpu(tmp_path):
     assert not any("gpu" in key for part in res.values() if part for key in part)
     assert pod["tolerations"] is None
     assert res["requests"]["cpu"] == _cpu(preset.cfg["threads"])
-    for key, value in _requests_from_profile("train_model").items():
+    for key, value in _requests_from_profile("train_model", preset).items():
         assert res["requests"][key] == value
     _check_command(container, "train_model")
 
