@@ -20,9 +20,10 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .runs import NAME_PATTERN
 
 PROFILES = Path("workflow") / "profiles"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")      # a profile: a folder under PROFILES
+NAME = re.compile(NAME_PATTERN)                         # a profile: a folder under PROFILES
 PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")      # an executor or storage plugin's name
 BUILTIN_EXECUTORS = frozenset({"local", "dryrun", "touch"})
 

@@ -77,6 +77,11 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def launched() -> bool:
+    """Whether torchrun started this process as one of several (``WORLD_SIZE`` > 1)."""
+    return _env_int("WORLD_SIZE", 1) > 1
+
+
 def setup(device: torch.device) -> tuple[Context, torch.device]:
     """Join torchrun's process group when ``WORLD_SIZE`` > 1; return the context and the device.
 

@@ -65,9 +65,8 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .analysis.common import check_measure, confidence_rows, json_number
-from .cost import count_costs
 from .inference import (EarlyExitResult, InferenceError, _model_device, _sync, _unpack,
-                        normalize_thresholds)
+                        classify_batches, exit_costs, normalize_thresholds)
 from .models.base import ExitState, MultiExitModel
 
 __all__ = ["ExitEngine", "FastExitResult", "NEAR_BAND", "bucket_sizes", "compact", "device_confidence",
@@ -200,10 +199,7 @@ class ExitEngine:
         k_exits = int(model.num_exits)
         self.num_exits = k_exits
         model.eval()
-        costs = (np.asarray(list(exit_macs), dtype=np.int64) if exit_macs is not None
-                 else np.array([c.macs for c in count_costs(model, lazy=self.lazy)], dtype=np.int64))
-        if costs.shape != (k_exits,):
-            raise InferenceError(f"exit_macs has {costs.size} entries for {k_exits} exits")
+        costs = exit_costs(model, self.lazy, exit_macs)
         self.exit_macs = costs
         self.stage_macs = np.diff(costs, prepend=0)
         dev, cap = self.device, self.buckets[-1]
@@ -406,41 +402,21 @@ class ExitEngine:
         timed like it: the model work of each batch, between device syncs."""
         theta = self.set_thresholds(thresholds)
         self.model.eval()
-        dev = self.device
-        parts: dict[str, list[np.ndarray]] = {"e": [], "p": [], "c": [], "y": [], "ids": []}
         totals = {"replays": 0, "syncs": 0, "host_rows": 0, "executed_macs": 0}
-        has_labels, seconds, n_seen, n_batches = True, 0.0, 0, 0
-        for batch in batches:
-            x, y, ids = _unpack(batch, n_seen)
-            x = x.to(dev)
-            for s in range(0, max(1, int(x.shape[0])), self.max_batch):
-                xs = x[s:s + self.max_batch]
-                _sync(dev)
-                t0 = time.perf_counter()
-                e, p, c, stats = self.classify(xs)
-                _sync(dev)
-                seconds += time.perf_counter() - t0
-                parts["e"].append(e)
-                parts["p"].append(p)
-                parts["c"].append(c)
+
+        def classify(x: torch.Tensor) -> tuple[np.ndarray, ...]:
+            parts = []
+            for s in range(0, max(1, int(x.shape[0])), self.max_batch):     # chunks of max_batch
+                *result, stats = self.classify(x[s:s + self.max_batch])
+                parts.append(result)
                 for key in totals:
                     totals[key] += stats[key]
-            parts["ids"].append(ids)
-            if y is None:
-                has_labels = False
-            else:
-                parts["y"].append(torch.as_tensor(y).cpu().numpy().astype(np.int64).reshape(-1))
-            n_seen += int(x.shape[0])
-            n_batches += 1
+            return tuple(np.concatenate(col) for col in zip(*parts))
 
-        def cat(key: str, dtype: Any) -> np.ndarray:
-            return np.concatenate(parts[key]).astype(dtype) if parts[key] else np.zeros(0, dtype=dtype)
-
-        return FastExitResult(
-            exits=cat("e", np.int64), predictions=cat("p", np.int64), confidences=cat("c", np.float64),
-            labels=cat("y", np.int64) if has_labels else None, sample_ids=cat("ids", np.int64),
-            thresholds=theta, exit_macs=self.exit_macs, measured_macs=None, seconds=seconds, lazy=self.lazy,
-            confidence=self.measure, device=str(dev), batches=n_batches, graphs=self.graphs, **totals)
+        results = classify_batches(batches, self.device, classify)
+        return FastExitResult(**results, thresholds=theta, exit_macs=self.exit_macs, measured_macs=None,
+                              lazy=self.lazy, confidence=self.measure, device=str(self.device),
+                              graphs=self.graphs, **totals)
 
 
 def run_fast_exit(model: MultiExitModel, batches: Iterable[Any], thresholds: Iterable[float] | np.ndarray,

@@ -18,6 +18,7 @@ takes the device count as an argument for the same reason.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -142,3 +143,15 @@ def claim_device(device: str, distributed: bool = False, log=None):
         busy = ", ".join(f"{n}: {k}" for n, k in held.loads.items())
         log(f"card {dev} (slot {held.slot} of card {held.name}; jobs already on the cards: {busy})")
     return dev, held
+
+
+@contextlib.contextmanager
+def claimed_device(device: str, distributed: bool = False, log=None):
+    """:func:`claim_device` as a context: yields the torch device and releases the claim (if
+    any) on the way out."""
+    dev, held = claim_device(device, distributed, log)
+    try:
+        yield dev
+    finally:
+        if held is not None:
+            held.release()

@@ -60,8 +60,8 @@ from .cost import MacCounter, count_costs, op_macs
 from .errors import MsdnetError
 from .models.base import MultiExitModel
 
-__all__ = ["EarlyExitResult", "FullEvaluation", "InferenceError", "MeasuredMacCounter",
-           "normalize_thresholds", "run_early_exit", "speedup", "time_full_evaluation"]
+__all__ = ["EarlyExitResult", "FullEvaluation", "InferenceError", "MeasuredMacCounter", "classify_batches",
+           "exit_costs", "normalize_thresholds", "run_early_exit", "speedup", "time_full_evaluation"]
 
 
 class InferenceError(MsdnetError, ValueError):
@@ -299,6 +299,50 @@ def _unpack(batch: Any, start: int) -> tuple[torch.Tensor, torch.Tensor | None, 
     return x, y, ids_np
 
 
+def exit_costs(model: MultiExitModel, lazy: bool, exit_macs: Iterable[int] | None = None) -> np.ndarray:
+    """The cumulative per-exit MACs C_k (int64 [K]): ``exit_macs`` when already counted, checked
+    against the model's number of exits, else :func:`msdnet.cost.count_costs` under ``lazy``."""
+    costs = (np.asarray(list(exit_macs), dtype=np.int64) if exit_macs is not None
+             else np.array([c.macs for c in count_costs(model, lazy=lazy)], dtype=np.int64))
+    if costs.shape != (int(model.num_exits),):
+        raise InferenceError(f"exit_macs has {costs.size} entries for {int(model.num_exits)} exits")
+    return costs
+
+
+def classify_batches(batches: Iterable[Any], device: torch.device, classify) -> dict[str, Any]:
+    """Run ``classify(x) -> (exits, predictions, confidences)`` on every batch (x moved to
+    ``device``), timed between device syncs, and concatenate the per-image results: the keyword
+    arguments of :class:`EarlyExitResult` that do not depend on the engine (exits, predictions,
+    confidences, labels (None when a batch has none), sample_ids, seconds, batches)."""
+    exits, preds, confs, labels, ids_all = [], [], [], [], []
+    has_labels, seconds, n_seen, n_batches = True, 0.0, 0, 0
+    for batch in batches:
+        x, y, ids = _unpack(batch, n_seen)
+        x = x.to(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        e, p, c = classify(x)
+        _sync(device)
+        seconds += time.perf_counter() - t0
+        exits.append(e)
+        preds.append(p)
+        confs.append(c)
+        ids_all.append(ids)
+        if y is None:
+            has_labels = False
+        else:
+            labels.append(torch.as_tensor(y).cpu().numpy().astype(np.int64).reshape(-1))
+        n_seen += int(x.shape[0])
+        n_batches += 1
+
+    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    return dict(exits=cat(exits, np.int64), predictions=cat(preds, np.int64),
+                confidences=cat(confs, np.float64), labels=cat(labels, np.int64) if has_labels else None,
+                sample_ids=cat(ids_all, np.int64), seconds=seconds, batches=n_batches)
+
+
 def _early_exit_batch(model: MultiExitModel, x: torch.Tensor, theta: np.ndarray, lazy: bool,
                       measure: str, device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = int(x.shape[0])
@@ -347,53 +391,24 @@ def run_early_exit(model: MultiExitModel, batches: Iterable[Any], thresholds: It
     (default: ``count_costs(model, lazy=lazy)``). The model runs in eval mode (restored after).
     """
     check_measure(confidence)
-    k_exits = int(model.num_exits)
-    theta = normalize_thresholds(thresholds, k_exits)
+    theta = normalize_thresholds(thresholds, int(model.num_exits))
     dev = _model_device(model, device)
     was_training = model.training
     try:
-        costs = (np.asarray(list(exit_macs), dtype=np.int64) if exit_macs is not None
-                 else np.array([c.macs for c in count_costs(model, lazy=lazy)], dtype=np.int64))
-        if costs.shape != (k_exits,):
-            raise InferenceError(f"exit_macs has {costs.size} entries for {k_exits} exits")
+        costs = exit_costs(model, lazy, exit_macs)
         model.eval()
-        all_exits, all_preds, all_confs, all_labels, all_ids = [], [], [], [], []
-        has_labels = True
-        seconds = 0.0
         counter = MeasuredMacCounter() if count_macs else None
-        n_seen = 0
-        n_batches = 0
-        for batch in batches:
-            x, y, ids = _unpack(batch, n_seen)
-            x = x.to(dev)
-            _sync(dev)
-            t0 = time.perf_counter()
+
+        def classify(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             with counter if counter is not None else contextlib.nullcontext():
-                e, p, c = _early_exit_batch(model, x, theta, lazy, confidence, dev)
-            _sync(dev)
-            seconds += time.perf_counter() - t0
-            all_exits.append(e)
-            all_preds.append(p)
-            all_confs.append(c)
-            all_ids.append(ids)
-            if y is None:
-                has_labels = False
-            else:
-                all_labels.append(torch.as_tensor(y).cpu().numpy().astype(np.int64).reshape(-1))
-            n_seen += int(x.shape[0])
-            n_batches += 1
+                return _early_exit_batch(model, x, theta, lazy, confidence, dev)
+
+        results = classify_batches(batches, dev, classify)
     finally:
         model.train(was_training)
-
-    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-    return EarlyExitResult(
-        exits=cat(all_exits, np.int64), predictions=cat(all_preds, np.int64),
-        confidences=cat(all_confs, np.float64),
-        labels=cat(all_labels, np.int64) if has_labels else None, sample_ids=cat(all_ids, np.int64),
-        thresholds=theta, exit_macs=costs, measured_macs=int(counter.macs) if counter is not None else None,
-        seconds=seconds, lazy=lazy, confidence=confidence, device=str(dev), batches=n_batches)
+    return EarlyExitResult(**results, thresholds=theta, exit_macs=costs,
+                           measured_macs=int(counter.macs) if counter is not None else None,
+                           lazy=lazy, confidence=confidence, device=str(dev))
 
 
 @torch.no_grad()
@@ -409,31 +424,18 @@ def time_full_evaluation(model: MultiExitModel, batches: Iterable[Any], *,
     try:
         macs = int(count_costs(model)[-1].macs)
         model.eval()
-        preds, labels, ids_all = [], [], []
-        has_labels = True
-        seconds = 0.0
-        n_seen = 0
-        for batch in batches:
-            x, y, ids = _unpack(batch, n_seen)
-            x = x.to(dev)
-            _sync(dev)
-            t0 = time.perf_counter()
-            last = model(x)[-1]
-            pred = last.float().cpu().numpy().argmax(axis=1)
-            _sync(dev)
-            seconds += time.perf_counter() - t0
-            preds.append(pred.astype(np.int64))
-            ids_all.append(ids)
-            if y is None:
-                has_labels = False
-            else:
-                labels.append(torch.as_tensor(y).cpu().numpy().astype(np.int64).reshape(-1))
-            n_seen += int(x.shape[0])
+        last = int(model.num_exits) - 1
+
+        def classify(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            pred = model(x)[-1].float().cpu().numpy().argmax(axis=1)
+            return np.full(len(pred), last), pred, np.zeros(len(pred))     # every image: last exit
+
+        results = classify_batches(batches, dev, classify)
     finally:
         model.train(was_training)
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-    return FullEvaluation(predictions=cat(preds), labels=cat(labels) if has_labels else None,
-                          sample_ids=cat(ids_all), seconds=seconds, macs_per_image=macs, device=str(dev))
+    return FullEvaluation(predictions=results["predictions"], labels=results["labels"],
+                          sample_ids=results["sample_ids"], seconds=results["seconds"], macs_per_image=macs,
+                          device=str(dev))
 
 
 def speedup(early: EarlyExitResult, full: FullEvaluation) -> float:

@@ -93,14 +93,10 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
     if not ckpt.get("finished") and not allow_unfinished:
         raise MsdnetError(f"{checkpoint}: training stopped after epoch {ckpt.get('epoch')} of "
                           f"{ckpt['config']['train']['epochs']}; re-run `msdnet train` to finish it")
-    from .gpu_slots import claim_device      # several cards: the least-loaded one
+    from .gpu_slots import claimed_device    # several cards: the least-loaded one
 
-    dev, card = claim_device(device)
-    try:
+    with claimed_device(device) as dev:
         return _predict(checkpoint, ckpt, out_dir, dev, splits, data_overrides, batch_size)
-    finally:
-        if card is not None:
-            card.release()
 
 
 def _predict(checkpoint: Path, ckpt: dict[str, Any], out_dir: str | Path, dev, splits: tuple[str, ...],

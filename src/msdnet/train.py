@@ -417,20 +417,15 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print, final: str | Path |
     Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 alone writes files
     and logs, and every rank returns the same checkpoint dict.
     """
-    from .gpu_slots import claim_device      # several cards: this job's own (least-loaded) one
+    from .gpu_slots import claimed_device    # several cards: this job's own (least-loaded) one
 
-    distributed = ddp._env_int("WORLD_SIZE", 1) > 1
-    device, card = claim_device(run.train.device, distributed, log)
-    try:
+    with claimed_device(run.train.device, ddp.launched(), log) as device:
         ctx, device = ddp.setup(device)
         try:
             return _train(run, Path(out_dir), ctx, device, log if ctx.is_main else (lambda *_: None),
                           None if final is None else Path(final), model_source, recipe_source)
         finally:
             ddp.teardown(ctx)
-    finally:
-        if card is not None:
-            card.release()
 
 
 def _train(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.device, log, final: Path | None,
