@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 import sys
 
-from . import __version__, commands
+from . import __version__, commands, kernels
 from .errors import MsdnetError
 
 
@@ -42,6 +42,7 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    kernels.pin()                         # before any command imports torch (msdnet.kernels)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser(argv[0] if argv else None).parse_args(argv)
     try:

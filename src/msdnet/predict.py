@@ -20,7 +20,8 @@ from .config import compact_dict, from_dict
 from .cost import count_costs
 from .data import DataConfig, iterate_batches, load_data
 from .errors import ConfigError, MsdnetError
-from .io import code_version, sha256_file
+from . import __version__, kernels
+from .io import sha256_file
 from .models import MultiExitModel, build
 from .predictions import LOCATION_KEYS, Predictions, save
 from .train import check_model_fits_data, load_checkpoint, load_weights
@@ -119,7 +120,7 @@ def _predict(checkpoint: Path, ckpt: dict[str, Any], out_dir: str | Path, dev, s
         meta = {
             "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "config_hash": ckpt["config_hash"],
             "split": split, "dataset": data_cfg.name, "split_seed": data_cfg.split_seed,
-            "data": compact_dict(data_cfg), "code_version": code_version(),
+            "data": compact_dict(data_cfg), "code_version": __version__, "cpu_kernels": kernels.record(),
             "arch": config["model"]["arch"], "epochs": ckpt["epoch"], "seed": config["train"]["seed"],
             "exit_macs_lazy": [c.macs for c in lazy_costs],
         }

@@ -7,7 +7,9 @@ Keys:
     exit_params int64   [E]        cumulative parameters up to exit k
     sample_ids  int64   [N]        index of each image in its data set split
     meta        str                JSON: checkpoint_sha256, config_hash, split, dataset,
-                                   split_seed, data (the data config), code_version, arch,
+                                   split_seed, data (the data config), code_version (package
+                                   version only: a commit that changes no number changes no
+                                   file), cpu_kernels (msdnet.kernels.record), arch,
                                    model (config name) ...
 
 :func:`check_pair` is the one check every analysis that takes a validation and a test file runs

@@ -40,6 +40,7 @@ import yaml
 from tqdm import tqdm
 
 from . import distributed as ddp
+from . import kernels
 from .config import compact_dict, from_dict
 from .data import DataConfig, load_data
 from . import __version__
@@ -285,7 +286,8 @@ def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The final artifact of a finished run: what the weights are and how they were made, and
     nothing that differs between two identical runs (no optimizer, RNG, timestamps, wall-clock or
     git commit). Keys: format, msdnet_version, model (state_dict on the CPU), config,
-    config_hash, epoch, epochs, num_exits, finished, metrics (rows without wall-clock columns)."""
+    config_hash, epoch, epochs, num_exits, finished, metrics (rows without wall-clock columns),
+    cpu_kernels (:func:`msdnet.kernels.record`)."""
     return {
         "format": FINAL_FORMAT,
         "msdnet_version": __version__,
@@ -297,6 +299,7 @@ def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
         "num_exits": int(ckpt["num_exits"]),
         "finished": bool(ckpt["finished"]),
         "metrics": [_deterministic_row(r) for r in ckpt["metrics"]],
+        "cpu_kernels": ckpt.get("cpu_kernels"),
     }
 
 
@@ -525,7 +528,7 @@ def _train_locked(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.dev
             "scaler": scaler.state_dict(), "rng": _rng_state(), "epoch": epoch + 1, "metrics": rows,
             "config": run.to_dict(), "config_hash": run.hash, "code_version": code_version(),
             "num_exits": model.num_exits, "policy": policy.describe(), "world_size": ctx.world_size,
-            "finished": epoch + 1 == cfg.epochs,
+            "finished": epoch + 1 == cfg.epochs, "cpu_kernels": kernels.record(),
         }
         if ctx.is_main:
             with atomic_path(ckpt_path) as tmp:
