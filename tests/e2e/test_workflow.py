@@ -10,6 +10,7 @@ The tests share one workspace and run in file order.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -126,6 +127,29 @@ def test_checkpoints_over_1mb_and_outputs_0644(work: Path):
     for p in _outputs(work):
         if p.name != ".lock":
             assert p.stat().st_mode & 0o644 == 0o644, p
+
+
+PINS = Path(__file__).with_name("tiny_hashes.json")
+
+
+def _pinned_outputs(work: Path) -> dict[str, str]:
+    """sha256 of every trained model and every table of the tiny preset (paths under results/)."""
+    root = work / "results"
+    files = [*(root / "tiny/runs").rglob("model.pt"), *(root / "tiny/tables").glob("*.csv")]
+    return {p.relative_to(root).as_posix(): _sha(p) for p in sorted(files)}
+
+
+def test_tiny_hashes_are_pinned(work: Path):
+    """The same bits on every x86-64 CPU with AVX2 (msdnet.kernels pins the kernel path): the
+    weights and tables of the tiny preset are pinned. After a deliberate change of numbers,
+    regenerate with MSDNET_UPDATE_PINS=1 and say why in the commit."""
+    got = _pinned_outputs(work)
+    if os.environ.get("MSDNET_UPDATE_PINS") == "1":
+        PINS.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    want = json.loads(PINS.read_text())
+    assert len(got) >= 20
+    diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    assert not diff, f"{len(diff)} of {len(want)} pinned outputs differ, e.g. {diff[:3]}"
 
 
 def test_dvc_status_clean_and_second_run_does_nothing(work: Path):
