@@ -228,6 +228,12 @@ def test_budget_explorer_runs_in_its_folder(tree):
     budget = float(np.median([pt.avg_macs for pt in ev.sweep()]))
     assert f"test accuracy {ev.at_budget(budget).accuracy:.2f}%" in text
     assert out.with_suffix(".py").is_file()
+    # a second execution on the same inputs writes the same bytes (no timings, no temporary paths)
+    executed = out if out.is_absolute() else tree / out
+    first = executed.read_bytes()
+    _execute(tree, "budget_explorer", "-p", "model", '"msdnet"', "-p", "per_exit", "3")
+    assert executed.read_bytes() == first
+    assert b"start_time" not in first and b"duration" not in first and b"/tmp" not in first
 
 
 @pytest.mark.skipif(not _tools(), reason="papermill, jupytext, ipykernel or nbformat missing")

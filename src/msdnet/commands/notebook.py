@@ -121,16 +121,28 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
             except BaseException:
                 executed.unlink(missing_ok=True)
                 raise
-            done = nbformat.read(executed, as_version=4)
-            for cell in done.cells:          # papermill tags every cell; keep real tags only
-                if not cell.metadata.get("tags", True):
-                    del cell.metadata["tags"]
+            done = without_run_records(nbformat.read(executed, as_version=4))
             nbformat.write(done, tmp_out)
             executed.unlink()
         failed.unlink(missing_ok=True)
         if pair:                         # after the .ipynb: jupytext wants the script no older
             write_text_atomic(paired_script(out), jupytext.writes(done, fmt="py:percent"))
     return params
+
+
+def without_run_records(nb):
+    """``nb`` without what differs between two executions of the same notebook on the same inputs:
+    papermill's and nbclient's timings, status and temporary paths (its parameters stay), and the
+    empty tags papermill adds. The executed notebook is then a function of its inputs (DVC)."""
+    record = nb.metadata.get("papermill")
+    if record is not None:
+        nb.metadata["papermill"] = {k: record[k] for k in ("parameters", "version") if k in record}
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if not cell.metadata.get("tags", True):
+            del cell.metadata["tags"]
+    return nb
 
 
 def run(args: argparse.Namespace) -> int:
