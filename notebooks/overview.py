@@ -69,7 +69,7 @@ pd.set_option("display.width", 160)
 WHERE = locate(results_dir, repo_dir, figures_dir, preset)
 RESULTS, FIGURES, REPO = WHERE["results"], WHERE["figures"], WHERE["repo"]
 TABLES = RESULTS / "tables"
-print(f"preset {preset}, run in {Path.cwd()}: tables from {TABLES}, figures in {FIGURES}")
+print(f"preset {preset}: tables from {TABLES}, figures in {FIGURES}")
 if not TABLES.is_dir():
     print(f"no {TABLES} (from {Path.cwd()}): pass results_dir relative to the notebook's folder")
 
