@@ -1,4 +1,4 @@
-"""The Kubernetes profile (workflow/profiles/kubernetes) against the real executor and storage
+"""The Kubernetes profile (profiles/kubernetes) against the real executor and storage
 plugins, without a cluster or a bucket.
 
 Snakemake runs in a subprocess (this file, run as a script): S3 is moto's in-memory fake, the
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE_DIR = ROOT / "workflow" / "profiles" / "kubernetes"
+PROFILE_DIR = ROOT / "profiles" / "kubernetes"
 PROFILE = yaml.safe_load((PROFILE_DIR / "config.yaml").read_text())
 IMAGE = "registry.example.org/msdnet:test"
 BUCKET, PREFIX = "bucket", "bucket/msdnet"
@@ -182,7 +182,7 @@ def _check_command(container: dict, rule: str) -> None:
         assert f"ln -sfn /workdir/{name} {local}/s3/{PREFIX}/{name}" in steps
     assert any(s.startswith(f"python -m snakemake --deploy-sources s3://{PREFIX}/") for s in steps)
     job = steps[-1]
-    assert job.startswith("python -m snakemake --snakefile 'workflow/Snakefile'")
+    assert job.startswith("python -m snakemake --snakefile 'Snakefile'")
     assert f"--target-jobs '{rule}:" in job and f"--default-storage-prefix 's3://{PREFIX}'" in job
 
 
