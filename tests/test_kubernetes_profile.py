@@ -205,7 +205,7 @@ def test_gpu_job_asks_for_one_nvidia_gpu_with_limits(tmp_path):
         ("nvidia.com/gpu", "present", "NoSchedule")]
     assert pod["node_selector"] == {}                              # only machine_type sets one
     _check_command(container, "train_model")
-    # the bucket's credentials (as the README sets them) reach the pod, from the run's secret
+    # the bucket's credentials (as docs/workflow.md sets them) reach the pod, from the run's secret
     secret = {e["name"]: e["value_from"]["secret_key_ref"]["key"] for e in container["env"]}
     assert {"SNAKEMAKE_STORAGE_S3_ACCESS_KEY", "SNAKEMAKE_STORAGE_S3_SECRET_KEY"} <= set(secret)
     assert set(secret.values()) <= set(sent_secret_keys)
@@ -269,8 +269,8 @@ def test_dockerfile_builds_the_documented_image():
     copied = {src for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for src in shlex.split(line)[:-1]}
     assert copied == {ln[1:] for ln in ignore if ln.startswith("!")}
     # one image name in every place that tells how to build and use it
-    readme = (ROOT / "README.md").read_text()
-    bullet = readme[readme.index("* **Kubernetes**"):readme.index("### What reruns when")]
+    guide = (ROOT / "docs" / "workflow.md").read_text()
+    bullet = guide[guide.index("* **Kubernetes**"):guide.index("## What reruns when")]
     comment = (PROFILE_DIR / "config.yaml").read_text()
     names = set()
     for text in (dockerfile, bullet, comment):

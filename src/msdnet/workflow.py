@@ -312,7 +312,7 @@ def gpu_resources(cfg: Mapping[str, Any], local: bool = True) -> dict[str, int]:
     Nothing when the preset asks for no GPU (``gpu_jobs: 0``): the Kubernetes executor requests a
     card for any job that names ``gpu``, even with 0. ``local=False`` (a cluster executor: every
     job is its own allocation, which the executor sizes from ``gpu``) always asks for ``gpu``;
-    sharing a card there is the profile's business (job groups, see the README)."""
+    sharing a card there is the profile's business (job groups, docs/workflow.md)."""
     jobs = int(cfg.get("gpu_jobs", 0))
     if jobs == 0:
         return {}
