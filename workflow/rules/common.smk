@@ -1,5 +1,7 @@
-# Helpers shared by the rules; the planning lives in msdnet.workflow, the figures in
-# msdnet.figures.registry. Every input is ancient() (what reruns when: docs/workflow.md).
+# Helpers shared by the rules. The planning lives in msdnet.workflow (which runs, predictions,
+# tables and figures a preset needs, and the key of each); the figures in msdnet.figures.registry.
+# Every input is ancient(): a job reruns when its key (in its path) or its params change, never
+# because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
 import json
 import re
 import shlex
