@@ -1,4 +1,4 @@
-# The image every Kubernetes job runs in (workflow/profiles/kubernetes): Python, PyTorch (PyPI's
+# The image every Kubernetes job runs in (profiles/kubernetes): Python, PyTorch (PyPI's
 # Linux wheels bundle CUDA; a GPU node needs only the NVIDIA driver and device plugin), the
 # project's dependencies and Snakemake with the cluster plugins (the [cluster] extra).
 #   docker build -t REGISTRY/msdnet:TAG .

@@ -25,7 +25,7 @@ figures: $(STAMP)
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-# A cluster profile (workflow/profiles/PROFILE: slurm, kubernetes) on a preset, after checking
+# A cluster profile (profiles/PROFILE: slurm, kubernetes) on a preset, after checking
 # that its Snakemake plugins are installed (else one line naming the pip install):
 #   make cluster PROFILE=slurm CONFIG=config/paper-cifar100.yaml
 PROFILE ?=

@@ -12,33 +12,14 @@
 # ---
 
 # %% [markdown]
-# # MSDNet reproduction: every figure and the numbers behind it
+# # MSDNet reproduction: findings and figures
 #
-# One notebook for all seven figures of the paper (anytime, budgeted, staircase, ablation,
-# easy-hard, densenet-star, reduction-lazy): each section reads the table the figure is drawn
-# from (`{results_dir}/tables/*.csv`, the same files `msdnet figure` reads), shows summary
-# tables, and redraws the figure with the same function (`msdnet.figures`). A missing table is
-# skipped with a printed note, so the notebook runs on a partial `results/` too.
-#
-# The workflow executes it into `results/<preset>/notebooks/overview.ipynb`, running it in that
-# folder, so its paths are relative to it: `results_dir = ".."`, figures in
-# `../../../figures/<preset>`. Browse it with `make lab` (JupyterLab on that folder; `make lab
-# PRESET=tiny`, `make lab CONFIG=config/paper-cifar100.yaml`). The executed `.ipynb` is paired
-# with `overview.py` beside it (jupytext, `formats: ipynb,py:percent`): saving in JupyterLab
-# updates both, and `jupytext --sync results/<preset>/notebooks/overview.ipynb` brings them in
-# step from a shell. The source of truth is `notebooks/overview.py` in the repository (copy
-# edits back there). To run it by hand (it runs in the folder of `--out`):
-#
-# ```
-# msdnet notebook notebooks/overview.py --out results/mini/notebooks/overview.ipynb \
-#     --path results_dir results/mini --path figures_dir figures/mini --path repo_dir . -p preset mini
-# ```
-#
-# Optional parameters: `reference_csv` + `dataset` draw the paper's points on the MACs figures;
-# `data_summary` (a data summary JSON, `msdnet data --out`, or a data YAML) makes the easy-hard
-# section redraw from the test images instead of showing `{figures_dir}/easy-hard.png`.
+# Which of the paper's findings this preset's tables reproduce, then all seven figures of the
+# paper with the numbers behind each (read from `{results_dir}/tables/*.csv`, the files
+# `msdnet figure` draws from). The two collapsed cells below are set-up: parameters and helpers.
+# Paths, pairing with the `.py` and running it by hand: `notebooks/README.md`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] jupyter={"source_hidden": true}
 # Paths are relative to the folder the notebook runs in (results/<preset>/notebooks/). Run from
 # the repository root instead, it needs e.g. results_dir = "results/mini", figures_dir = "figures/mini",
 # repo_dir = ".".
@@ -51,7 +32,7 @@ dataset = None              # ... of this data set (the preset's reference_datas
 data_summary = None         # easy-hard images from this data config (default: the PNG, else results/data/)
 data_yaml = None            # older name of data_summary
 
-# %%
+# %% jupyter={"source_hidden": true}
 import io
 from pathlib import Path
 
@@ -106,6 +87,18 @@ if reference_csv and dataset:
     if REFERENCE is not None:
         print(f"the paper's points for {dataset}: {len(REFERENCE)} points, "
               f"{REFERENCE['curve'].nunique()} curves")
+
+# %% [markdown]
+# ## Findings
+# The paper's findings checked on these tables with fixed rules (the last column), as
+# `msdnet findings {results_dir}/tables` prints them; "n/a" where a table is missing.
+
+# %%
+from msdnet.analysis.findings import all_findings, markdown
+
+FINDINGS = attempt("findings", all_findings, TABLES)
+if FINDINGS is not None:
+    display(Markdown(markdown(FINDINGS)))
 
 # %% [markdown]
 # ## Anytime prediction
@@ -229,3 +222,14 @@ if reduction_lazy is not None:
 # %%
 written = sorted(FIGURES.glob("*.png")) if FIGURES.is_dir() else []
 print("\n".join(str(p) for p in written) if written else f"no figures in {FIGURES} yet")
+
+# %% [markdown]
+# ## About this notebook
+#
+# Each section reads the table its figure is drawn from and redraws the figure with the same
+# function (`msdnet.figures`); a missing table is skipped with a printed note, so the notebook
+# runs on a partial `results/` too. The workflow executes it into
+# `results/<preset>/notebooks/overview.ipynb`, in that folder (`results_dir = ".."`). Optional
+# parameters: `reference_csv` + `dataset` draw the paper's points on the MACs figures;
+# `data_summary` (a data summary JSON, `msdnet data --out`, or a data YAML) makes the easy-hard
+# section redraw from the test images instead of showing `{figures_dir}/easy-hard.png`.

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _profile(root: Path, name: str, text: str) -> Path:
-    d = root / "workflow" / "profiles" / name
+    d = root / "profiles" / name
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(text)
     return d
@@ -28,19 +28,19 @@ def test_plugins_follow_the_profile_and_the_command_line(tmp_path):
     _profile(tmp_path, "p", "executor: slurm\ndefault-storage-provider: s3\njobs: 4\n")
     _profile(tmp_path, "local", "cores: 2\n")
     prof = profile_dir("p", tmp_path)
-    assert prof == Path("workflow/profiles/p")
+    assert prof == Path("profiles/p")
     assert required_plugins(prof, root=tmp_path) == [Plugin("executor", "slurm"), Plugin("storage", "s3")]
     assert Plugin("executor", "slurm-jobstep").module == "snakemake_executor_plugin_slurm_jobstep"
     assert Plugin("storage", "s3").pip == "snakemake-storage-plugin-s3"
     # the command line replaces the profile's choice, as in Snakemake
     assert required_plugins(prof, ["-e", "local", "--default-storage-provider=fs"], root=tmp_path) == \
         [Plugin("storage", "fs")]
-    assert required_plugins(Path("workflow/profiles/local"), root=tmp_path) == []
+    assert required_plugins(Path("profiles/local"), root=tmp_path) == []
 
 
 def test_every_plugin_of_the_repository_profiles_is_in_the_cluster_extra():
     extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["cluster"]
-    for config in sorted((REPO / "workflow" / "profiles").glob("*/config.yaml")):
+    for config in sorted((REPO / "profiles").glob("*/config.yaml")):
         for plugin in required_plugins(config.parent.relative_to(REPO), root=REPO):
             assert any(req.startswith(plugin.pip) for req in extra), (config, plugin.pip, extra)
 
@@ -51,7 +51,7 @@ def test_missing_plugin_is_one_line_naming_the_pip_install(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert main(["cluster", "fake", "figures", "--configfile", "config/tiny.yaml"]) == 1
     err = capsys.readouterr().err
-    assert err == ("error: workflow/profiles/fake needs snakemake-executor-plugin-no-such-cluster, which is not "
+    assert err == ("error: profiles/fake needs snakemake-executor-plugin-no-such-cluster, which is not "
                    "installed: pip install snakemake-executor-plugin-no-such-cluster\n")
     assert main(["cluster", "--check", "fake2"]) == 1
     err = capsys.readouterr().err
@@ -87,11 +87,11 @@ def test_installed_plugins_run_snakemake_with_the_profile(monkeypatch):
     monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, argv)))
     assert main(["cluster", "slurm", "figures", "--configfile", "config/tiny.yaml", "-n"]) == 0
     assert calls == [(sys.executable, [sys.executable, "-m", "snakemake", "--workflow-profile",
-                                       "workflow/profiles/slurm", "figures", "--configfile", "config/tiny.yaml", "-n"])]
-    assert main(["cluster", "slurm", "figures", "--workflow-profile", "workflow/profiles/default"]) == 2
+                                       "profiles/slurm", "figures", "--configfile", "config/tiny.yaml", "-n"])]
+    assert main(["cluster", "slurm", "figures", "--workflow-profile", "profiles/default"]) == 2
 
 
 def test_missing_message_lists_every_package():
-    msg = missing_message(Path("workflow/profiles/k"), [Plugin("executor", "k"), Plugin("storage", "s3")])
-    assert msg == ("error: workflow/profiles/k needs snakemake-executor-plugin-k and snakemake-storage-plugin-s3, "
+    msg = missing_message(Path("profiles/k"), [Plugin("executor", "k"), Plugin("storage", "s3")])
+    assert msg == ("error: profiles/k needs snakemake-executor-plugin-k and snakemake-storage-plugin-s3, "
                    "which are not installed: pip install snakemake-executor-plugin-k snakemake-storage-plugin-s3")

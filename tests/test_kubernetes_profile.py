@@ -1,4 +1,4 @@
-"""The Kubernetes profile (workflow/profiles/kubernetes) against the real executor and storage
+"""The Kubernetes profile (profiles/kubernetes) against the real executor and storage
 plugins, without a cluster or a bucket.
 
 Snakemake runs in a subprocess (this file, run as a script): S3 is moto's in-memory fake, the
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE_DIR = ROOT / "workflow" / "profiles" / "kubernetes"
+PROFILE_DIR = ROOT / "profiles" / "kubernetes"
 PROFILE = yaml.safe_load((PROFILE_DIR / "config.yaml").read_text())
 IMAGE = "registry.example.org/msdnet:test"
 BUCKET, PREFIX = "bucket", "bucket/msdnet"
@@ -182,7 +182,7 @@ def _check_command(container: dict, rule: str) -> None:
         assert f"ln -sfn /workdir/{name} {local}/s3/{PREFIX}/{name}" in steps
     assert any(s.startswith(f"python -m snakemake --deploy-sources s3://{PREFIX}/") for s in steps)
     job = steps[-1]
-    assert job.startswith("python -m snakemake --snakefile 'workflow/Snakefile'")
+    assert job.startswith("python -m snakemake --snakefile 'Snakefile'")
     assert f"--target-jobs '{rule}:" in job and f"--default-storage-prefix 's3://{PREFIX}'" in job
 
 
@@ -205,7 +205,7 @@ def test_gpu_job_asks_for_one_nvidia_gpu_with_limits(tmp_path):
         ("nvidia.com/gpu", "present", "NoSchedule")]
     assert pod["node_selector"] == {}                              # only machine_type sets one
     _check_command(container, "train_model")
-    # the bucket's credentials (as the README sets them) reach the pod, from the run's secret
+    # the bucket's credentials (as docs/workflow.md sets them) reach the pod, from the run's secret
     secret = {e["name"]: e["value_from"]["secret_key_ref"]["key"] for e in container["env"]}
     assert {"SNAKEMAKE_STORAGE_S3_ACCESS_KEY", "SNAKEMAKE_STORAGE_S3_SECRET_KEY"} <= set(secret)
     assert set(secret.values()) <= set(sent_secret_keys)
@@ -269,8 +269,8 @@ def test_dockerfile_builds_the_documented_image():
     copied = {src for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for src in shlex.split(line)[:-1]}
     assert copied == {ln[1:] for ln in ignore if ln.startswith("!")}
     # one image name in every place that tells how to build and use it
-    readme = (ROOT / "README.md").read_text()
-    bullet = readme[readme.index("* **Kubernetes**"):readme.index("### What reruns when")]
+    guide = (ROOT / "docs" / "workflow.md").read_text()
+    bullet = guide[guide.index("* **Kubernetes**"):guide.index("## What reruns when")]
     comment = (PROFILE_DIR / "config.yaml").read_text()
     names = set()
     for text in (dockerfile, bullet, comment):

@@ -1,8 +1,8 @@
-"""workflow/profiles/slurm against the real SLURM executor plugin, without a cluster.
+"""profiles/slurm against the real SLURM executor plugin, without a cluster.
 
 Stand-in sbatch/srun/sacct/squeue/scancel/sinfo/scontrol (tests/slurm_shim.py) first on PATH run
 every submitted job on this machine and record each call. The tiny preset runs end to end through
-`snakemake-executor-plugin-slurm` with the profile as the README gives it (only the plugin's
+`snakemake-executor-plugin-slurm` with the profile as docs/workflow.md gives it (only the plugin's
 polling is made faster, --jobs is kept to what 2 cores take, and `gpu_jobs=1` makes train_model
 and predict_model ask for a GPU as the paper presets do); the recorded sbatch calls show what a
 cluster would have been asked for.
@@ -29,10 +29,10 @@ from tests.e2e.test_workflow import FIGURES, _copy_repo
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 SHIMS = ("sbatch", "srun", "sacct", "squeue", "scancel", "sinfo", "scontrol", "sacctmgr", "sshare")
-# The README's command, on the test preset, with a GPU per training/prediction job (gpu_jobs: 1).
-COMMAND = ["snakemake", "figures", "--workflow-profile", "workflow/profiles/slurm",
+# The command of docs/workflow.md, on the test preset, with a GPU per training/prediction job (gpu_jobs: 1).
+COMMAND = ["snakemake", "figures", "--workflow-profile", "profiles/slurm",
            "--configfile", "config/tiny.yaml", "--config", "gpu_jobs=1"]
 # Test-only pacing: first status check after 1 s, then every second (the shim's sacct answers
 # when a job finishes); three submissions at a time on 2 cores; files appear at once here.
@@ -89,7 +89,7 @@ def test_slurm_profile_asks_through_the_plugin_only():
     assert {r for r, res in profile["set-resources"].items() if res.get("slurm_partition") == "gpu"} == GPU_RULES
     for res in profile["set-resources"].values():
         assert not {"runtime", "mem_mb", "gres", "gpu"} & set(res), res  # the preset's and rules' own
-    snakefile = (REPO / "workflow" / "Snakefile").read_text()
+    snakefile = (REPO / "Snakefile").read_text()
     local = set(re.findall(r"^\s+(\w+),$", snakefile.split("localrules:")[1].split("\n\n")[0], re.M))
     assert LOCAL_RULES <= local, local
     assert profile["groups"] == {"train_model": "model", "predict_model": "model"}  # one submission per model
@@ -139,11 +139,11 @@ def test_slurm_profile_runs_tiny_preset_end_to_end(tmp_path):
 
 
 def test_slurm_profile_asks_for_a_gpu_model(tmp_path, monkeypatch):
-    """`gpu_model: a100` under both GPU rules of the profile, as the README says: one model's
+    """`gpu_model: a100` under both GPU rules of the profile, as docs/workflow.md says: one model's
     training and prediction (one submission) ask for `--gpus=a100:1`."""
     work = _copy_repo(tmp_path / "repo")
     env = _shim_env(tmp_path)
-    profile = work / "workflow" / "profiles" / "slurm" / "config.yaml"
+    profile = work / "profiles" / "slurm" / "config.yaml"
     doc = yaml.safe_load(profile.read_text())
     for rule in GPU_RULES:
         doc["set-resources"][rule]["gpu_model"] = "a100"

@@ -29,6 +29,17 @@ def test_lint_is_clean():
     out = _snakemake("--lint")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Lints for" not in out.stdout + out.stderr
+    # the top-level Snakefile and, beside it, the default profile Snakemake reads without flags
+    assert "workflow specific profile profiles/default" in out.stderr
+
+
+def test_rules_are_snakefmt_clean():
+    snakefmt = BIN / "snakefmt"
+    if not snakefmt.exists():
+        pytest.skip("snakefmt is not installed (pip install -e '.[dev]')")
+    out = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("name", ["paper-cifar100.yaml", "paper-cifar10.yaml", "paper-imagenet.yaml"])

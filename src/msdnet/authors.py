@@ -142,8 +142,7 @@ def read_authors_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``: the authors' dict with a ``state_dict``."""
     path = Path(path)
     if not path.is_file():
-        raise MsdnetError(f"{path}: no such file; download the authors' checkpoint (see the README, "
-                          "'The authors' ImageNet models')")
+        raise MsdnetError(f"{path}: no such file; download the authors' checkpoint (docs/authors.md)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

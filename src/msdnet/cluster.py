@@ -1,6 +1,6 @@
 """Which Snakemake plugins a workflow profile needs, and whether they are installed.
 
-A profile, ``workflow/profiles/<name>/config.yaml``, names its executor (``executor: slurm``) and
+A profile, ``profiles/<name>/config.yaml``, names its executor (``executor: slurm``) and
 may name a default storage provider (``default-storage-provider: s3``); the command line may
 replace either. Every executor but Snakemake's own (local, dryrun, touch) and every storage
 provider is a plugin package, named by convention: executor X is the module
@@ -22,7 +22,7 @@ import yaml
 from .errors import ConfigError
 from .runs import NAME_PATTERN
 
-PROFILES = Path("workflow") / "profiles"
+PROFILES = Path("profiles")
 NAME = re.compile(NAME_PATTERN)                         # a profile: a folder under PROFILES
 PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")      # an executor or storage plugin's name
 BUILTIN_EXECUTORS = frozenset({"local", "dryrun", "touch"})
@@ -46,7 +46,7 @@ class Plugin:
 
 
 def profile_dir(name: str, root: Path | str = ".") -> Path:
-    """workflow/profiles/<name> (relative to root), checked: a plain name, a folder with a config.yaml."""
+    """profiles/<name> (relative to root), checked: a plain name, a folder with a config.yaml."""
     base = Path(root) / PROFILES
     if not NAME.match(name or ""):
         raise ConfigError(f"profile {name!r}: not a profile name (letters, digits, '-' and '_'; "

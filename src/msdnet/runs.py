@@ -154,13 +154,7 @@ def check_data_summary(path: str | Path, run) -> dict[str, Any]:
     return summary
 
 
-# -- job keys of the outputs whose names stay fixed (tables, figures, notebooks) ----------------
-# A table's file name is fixed (results/<preset>/tables/anytime.csv), so what it was built from is
-# recorded beside it as a key file, `.keys/<name>.<hash of its spec>.json`, written by the same
-# job. The workflow asks for the key of the current spec: after an edit (a renamed label) that
-# file is missing and the job reruns; writing a key removes the other keys of the same name, so
-# switching back reruns it too. Key files are restored with the outputs (DVC), so this works
-# without Snakemake's own metadata.
+# -- key files of the outputs whose names stay fixed (tables, figures, notebooks; docs/workflow.md)
 
 def key_path(directory: str | Path, name: str, spec: Any) -> Path:
     return Path(directory) / ".keys" / f"{check_name(name, 'key name')}.{stable_hash(spec)}.json"

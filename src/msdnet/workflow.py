@@ -12,15 +12,8 @@ Layout under ``results/<preset>/`` (keys: :mod:`msdnet.runs`)::
     tables/.keys/<table>.<hash>.json                     what the table was built from (msdnet key)
     notebooks/{overview,budget_explorer}.ipynb (+ .py)   msdnet notebook
 
-Each job is keyed on exactly what determines its output: a training run on its resolved config
-(the run key is in its path), predictions on their run, an ensemble on its members' keys, a
-table on its own section of the preset and the predictions it reads, a figure on its table(s),
-the preset's ``reference_dataset`` and its section's labels. Legend labels and descriptions
-never reach training or prediction.
-
-A model with ``checkpoint: PATH`` (the authors' published weights) is imported, not trained: one
-seed (0), its run key :func:`msdnet.runs.import_key` (a hash of the path and its resolved config;
-the file is not read when planning, so a dry run needs no download).
+Each job is keyed on exactly what determines its output (docs/workflow.md, "What reruns when").
+A model with ``checkpoint: PATH`` is imported, not trained (:func:`msdnet.runs.import_key`).
 """
 
 from __future__ import annotations
@@ -319,7 +312,7 @@ def gpu_resources(cfg: Mapping[str, Any], local: bool = True) -> dict[str, int]:
     Nothing when the preset asks for no GPU (``gpu_jobs: 0``): the Kubernetes executor requests a
     card for any job that names ``gpu``, even with 0. ``local=False`` (a cluster executor: every
     job is its own allocation, which the executor sizes from ``gpu``) always asks for ``gpu``;
-    sharing a card there is the profile's business (job groups, see the README)."""
+    sharing a card there is the profile's business (job groups, docs/workflow.md)."""
     jobs = int(cfg.get("gpu_jobs", 0))
     if jobs == 0:
         return {}

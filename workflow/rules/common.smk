@@ -21,6 +21,8 @@ try:
     PRESET = Preset(validate_preset(config, str(SOURCE)), str(SOURCE))
 except MsdnetError as exc:
     raise WorkflowError(f"invalid preset: {exc}") from None
+
+
 include: "gpu.smk"
 
 
@@ -37,7 +39,9 @@ def _alternatives(names):
 
 
 wildcard_constraints:
-    keydir="|".join(re.escape(d) for d in (f"{RESULTS}/tables", FIGURES_DIR, f"{RESULTS}/notebooks")),
+    keydir="|".join(
+        re.escape(d) for d in (f"{RESULTS}/tables", FIGURES_DIR, f"{RESULTS}/notebooks")
+    ),
     hash=r"[0-9a-f]{16}",
     model=_alternatives(PRESET.cfg["models"]),
     ensemble=_alternatives(PRESET.cfg["ensembles"]),
@@ -71,15 +75,19 @@ def planned_run(wildcards):
     """The resolved run of a train/predict job; refuses a key the preset no longer plans."""
     run = PRESET.run_of(wildcards.model)
     if wildcards.key != run.key:
-        raise WorkflowError(f"{wildcards.model}: run {wildcards.key} is not the one the preset "
-                            f"plans ({run.key}); ask for the planned target (e.g. `figures`)")
+        raise WorkflowError(
+            f"{wildcards.model}: run {wildcards.key} is not the one the preset "
+            f"plans ({run.key}); ask for the planned target (e.g. `figures`)"
+        )
     return run
 
 
 def planned_ensemble(wildcards):
     if wildcards.key != PRESET.key_of(wildcards.ensemble):
-        raise WorkflowError(f"{wildcards.ensemble}: ensemble {wildcards.key} is not the one the "
-                            f"preset plans; ask for the planned target (e.g. `figures`)")
+        raise WorkflowError(
+            f"{wildcards.ensemble}: ensemble {wildcards.key} is not the one the "
+            f"preset plans; ask for the planned target (e.g. `figures`)"
+        )
     return PRESET.ensemble_members(wildcards.ensemble, int(wildcards.seed))
 
 
@@ -115,8 +123,11 @@ def key_files():
     from msdnet.commands.notebook import workflow_plan
 
     extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
-    return ([str(PRESET.table_key(t)) for t in PRESET.tables()]
-            + [str(PRESET.figure_key(f)) for f in PRESET.figures] + [str(PRESET.notebook_key(extra))])
+    return (
+        [str(PRESET.table_key(t)) for t in PRESET.tables()]
+        + [str(PRESET.figure_key(f)) for f in PRESET.figures]
+        + [str(PRESET.notebook_key(extra))]
+    )
 
 
 def planned_key(path):
@@ -128,5 +139,7 @@ def planned_key(path):
     keys |= {str(PRESET.figure_key(f)): PRESET.figure_spec(f) for f in PRESET.figures}
     keys[str(PRESET.notebook_key(extra))] = PRESET.notebook_spec(extra)
     if path not in keys:
-        raise WorkflowError(f"{path}: not a key this preset plans; ask for a planned target (e.g. `figures`)")
+        raise WorkflowError(
+            f"{path}: not a key this preset plans; ask for a planned target (e.g. `figures`)"
+        )
     return json.dumps(keys[path], sort_keys=True)

@@ -3,12 +3,14 @@
 rule prepare_data:
     output:
         f"{RESULTS}/data/{{dataset}}-{{dkey}}.json",
-    params:
-        recipe=lambda wc: data_plan(wc).recipe,
-        sets=lambda wc: quoted(f"--set={o}" for o in data_plan(wc).overrides if o.startswith("data.")),
     log:
         f"{LOGS}/data/{{dataset}}-{{dkey}}.log",
     conda:
         "../envs/msdnet.yaml"
+    params:
+        recipe=lambda wc: data_plan(wc).recipe,
+        sets=lambda wc: quoted(
+            f"--set={o}" for o in data_plan(wc).overrides if o.startswith("data.")
+        ),
     shell:
         "msdnet data {params.recipe:q} {params.sets} --out {output:q} > {log:q} 2>&1"

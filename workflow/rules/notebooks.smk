@@ -25,18 +25,18 @@ rule notebook:
         overview_py=f"{RESULTS}/notebooks/overview.py",
         explorer=f"{RESULTS}/notebooks/budget_explorer.ipynb",
         explorer_py=f"{RESULTS}/notebooks/budget_explorer.py",
+    log:
+        overview=f"{LOGS}/notebooks/overview.log",
+        explorer=f"{LOGS}/notebooks/budget_explorer.log",
+    conda:
+        "../envs/msdnet.yaml"
+    resources:
+        **preset_resources("notebook"),
     params:
         spec=json.dumps(PRESET.notebook_spec(NOTEBOOKS["explorer_key"]), sort_keys=True),
         explorer=NOTEBOOKS["explorer_key"],
         overview_args=NOTEBOOKS["overview_args"],
         explorer_args=NOTEBOOKS["explorer_args"],
-    log:
-        overview=f"{LOGS}/notebooks/overview.log",
-        explorer=f"{LOGS}/notebooks/budget_explorer.log",
-    resources:
-        **preset_resources("notebook"),
-    conda:
-        "../envs/msdnet.yaml"
     shell:
         "msdnet notebook {input.notebook:q} --out {output.overview:q} {params.overview_args}"
         " > {log.overview:q} 2>&1"

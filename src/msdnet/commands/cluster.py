@@ -2,7 +2,7 @@
 
     msdnet cluster slurm figures --configfile config/paper-cifar100.yaml
 
-is ``snakemake --workflow-profile workflow/profiles/slurm figures --configfile ...`` (with this
+is ``snakemake --workflow-profile profiles/slurm figures --configfile ...`` (with this
 Python's Snakemake), after checking that the profile's executor plugin (and storage plugin, if it
 or the arguments name one) can be imported. A missing plugin is one line naming the pip install,
 exit 1 (Snakemake itself prints a page of usage). Run from the repository root.
@@ -17,14 +17,14 @@ import sys
 from ..cluster import missing_message, profile_dir, required_plugins
 from ..errors import ConfigError
 
-HELP = ("run the workflow with a cluster profile (workflow/profiles/PROFILE) after checking that "
+HELP = ("run the workflow with a cluster profile (profiles/PROFILE) after checking that "
         "its Snakemake plugins are installed")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true",
                    help="only check the plugins (exit 0 when installed, 1 when not)")
-    p.add_argument("profile", metavar="PROFILE", help="a folder of workflow/profiles/, e.g. slurm or kubernetes")
+    p.add_argument("profile", metavar="PROFILE", help="a folder of profiles/, e.g. slurm or kubernetes")
     p.add_argument("snakemake_args", nargs=argparse.REMAINDER, metavar="SNAKEMAKE_ARG",
                    help="passed on to snakemake, e.g. figures --configfile config/paper-cifar100.yaml")
 

@@ -1,4 +1,4 @@
-"""msdnet model-table: the README's table of every network, with its MACs and parameters."""
+"""msdnet model-table: the table of every network (docs/baselines.md), with its MACs and parameters."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("configs", nargs="+", help="model config YAMLs")
-    p.add_argument("--update-readme", metavar="README", help="replace the table between the model-table markers")
+    p.add_argument("--update", "--update-readme", dest="update_readme", metavar="FILE",
+                   help="replace the table between the model-table markers of FILE (docs/baselines.md)")
 
 
 def _fmt(n: float) -> str:
