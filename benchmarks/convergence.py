@@ -29,7 +29,7 @@ NETWORKS = {   # the networks the anytime finding compares (config/config.yaml)
     "resnet-mc": "config/models/mini/resnet-mc.yaml",
     "densenet-mc": "config/models/mini/densenet-mc.yaml",
 }
-GRID = (2, 4, 6, 8, 12)
+GRID = (4, 8, 12, 16)
 RECIPE = "config/recipes/digits-hard.yaml"
 GAIN = 0.5
 

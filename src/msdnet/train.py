@@ -288,7 +288,7 @@ def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
     git commit). Keys: format, msdnet_version, model (state_dict on the CPU), config,
     config_hash, epoch, epochs, num_exits, finished, metrics (rows without wall-clock columns),
     cpu_kernels (:func:`msdnet.kernels.record`)."""
-    return {
+    art = {
         "format": FINAL_FORMAT,
         "msdnet_version": __version__,
         "model": {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()},
@@ -299,8 +299,10 @@ def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
         "num_exits": int(ckpt["num_exits"]),
         "finished": bool(ckpt["finished"]),
         "metrics": [_deterministic_row(r) for r in ckpt["metrics"]],
-        "cpu_kernels": ckpt.get("cpu_kernels"),
     }
+    if ckpt.get("cpu_kernels") is not None:          # what decided the CPU numerics (trained here)
+        art["cpu_kernels"] = ckpt["cpu_kernels"]
+    return art
 
 
 def write_final(path: str | Path, ckpt: dict[str, Any]) -> None:

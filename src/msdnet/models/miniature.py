@@ -31,7 +31,7 @@ __all__ = ["RULE", "SOURCES", "miniature", "miniature_yaml", "target_path"]
 # The rule's parameters: the same for every family.
 RULE: dict[str, Any] = {
     "width_divisor": 2,
-    "input_size": [3, 16, 16],
+    "input_size": [3, 8, 8],
     "num_classes": 10,
     "head_channels": 32,
 }
