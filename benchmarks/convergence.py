@@ -57,7 +57,7 @@ def train(name: str, config: str, epochs: int, sets: list[str], root: Path) -> l
              "val_top1": float(last[f"val_acc_exit{k}"])} for k in exits]
 
 
-def choose(rows: list[dict]) -> tuple[int, list[tuple[int, float]]]:
+def choose(rows: list[dict]) -> tuple[int | None, list[tuple[int, float]]]:
     last = {}
     for r in rows:
         if r["exit"] == r["exits"]:
@@ -66,7 +66,7 @@ def choose(rows: list[dict]) -> tuple[int, list[tuple[int, float]]]:
     for (e, a), (_, b) in zip(means, means[1:]):
         if b - a < GAIN:
             return e, means
-    return means[-1][0], means
+    return None, means
 
 
 def main() -> int:
@@ -88,7 +88,10 @@ def main() -> int:
         w.writerows(rows)
     best, means = choose(rows)
     print("mean last-exit val top-1 %: " + ", ".join(f"E={e}: {a:.2f}" for e, a in means))
-    print(f"E* = {best} (next grid point gains < {GAIN} points)")
+    if best is None:
+        print(f"E* not reached within the grid: every step gains {GAIN} points or more")
+    else:
+        print(f"E* = {best} (the next grid point gains < {GAIN} points)")
     return 0
 
 
