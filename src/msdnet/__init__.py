@@ -13,14 +13,14 @@ def load_model(path, device="cpu"):
     on a batch ``[B, C, H, W]`` (normalised as in training) returns one logits tensor
     ``[B, classes]`` per exit, the first exit first. The file is read with
     ``torch.load(weights_only=True)``; a file that is not such a checkpoint is an
-    :class:`msdnet.errors.MsdnetError` naming it.
+    :class:`msdnet.core.errors.MsdnetError` naming it.
 
     >>> model = msdnet.load_model("results/mini/runs/msdnet/<key>/seed0/model.pt")
     >>> logits = model(images)          # list: one [B, classes] tensor per exit
     """
     # imported here, so that `import msdnet` (and the CLI's start) does not import torch
-    from .predict import model_from_checkpoint
-    from .train import load_checkpoint, resolve_device
+    from .inference.predict import model_from_checkpoint
+    from .training.train import load_checkpoint, resolve_device
 
     dev = resolve_device(str(device))
     model = model_from_checkpoint(load_checkpoint(path, map_location=dev), path)

@@ -1,4 +1,4 @@
-# Helpers shared by the rules. The planning lives in msdnet.workflow (which runs, predictions,
+# Helpers shared by the rules. The planning lives in msdnet.planning.workflow (which runs, predictions,
 # tables and figures a preset needs, and the key of each); the figures in msdnet.figures.registry.
 # Every input is ancient(): a job reruns when its key (in its path) or its params change, never
 # because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
@@ -10,9 +10,9 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from msdnet.errors import MsdnetError
+from msdnet.core.errors import MsdnetError
 from msdnet.figures.registry import FIGURES, TABLES
-from msdnet.workflow import SPLITS, Preset, validate_preset
+from msdnet.planning.workflow import SPLITS, Preset, validate_preset
 
 min_version("8.0")
 

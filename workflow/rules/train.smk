@@ -30,7 +30,7 @@ rule train_model:
 
 # A model with `checkpoint:` in the preset (the authors' published weights) is imported, not
 # trained, into the same place (one seed, 0), so prediction reads it like a trained one. Its key
-# hashes the checkpoint's path with the resolved config (msdnet.runs.import_key). The checkpoint is
+# hashes the checkpoint's path with the resolved config (msdnet.planning.runs.import_key). The checkpoint is
 # a parameter, not an input: a dry run plans without the download; a real run without it stops
 # with one line saying where to get it (README, "The authors' ImageNet models").
 rule import_model:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cost import count_costs
+from ..models.cost import count_costs
 from ..models import build, load_config
 
 HELP = "print cumulative MACs (multiply-adds) and parameters per exit of a model config"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from ..config import compact_dict, from_dict, load_yaml
+from ..core.config import compact_dict, from_dict, load_yaml
 from ..data import DataConfig, load_data, split_sizes
-from ..io import write_json_atomic
-from ..runs import apply_overrides
+from ..core.io import write_json_atomic
+from ..planning.runs import apply_overrides
 
 HELP = "prepare a data set (download CIFAR when possible, save the held-out split) and summarise it"
 

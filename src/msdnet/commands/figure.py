@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import MsdnetError
+from ..core.errors import MsdnetError
 from ..figures.registry import FIGURES, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"

@@ -6,10 +6,10 @@ import argparse
 import re
 from pathlib import Path
 
-from ..config import load_yaml
-from ..cost import count_costs
-from ..errors import MsdnetError
-from ..io import write_text_atomic
+from ..core.config import load_yaml
+from ..models.cost import count_costs
+from ..core.errors import MsdnetError
+from ..core.io import write_text_atomic
 from ..models import build
 
 HELP = "table of model configs: arch, exits, MACs at the first and last exit, parameters (markdown)"

@@ -23,8 +23,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import MsdnetError
-from ..io import atomic_path, write_text_atomic
+from ..core.errors import MsdnetError
+from ..core.io import atomic_path, write_text_atomic
 
 HELP = ("execute a jupytext (.py) notebook with papermill in its output's folder, saving the "
         "executed .ipynb and its paired .py")
@@ -206,7 +206,7 @@ def read_data_config(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _same_data(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    from ..predictions import LOCATION_KEYS
+    from ..inference.predictions import LOCATION_KEYS
 
     keys = (set(a) & set(b)) - set(LOCATION_KEYS)
     return bool(keys) and all(a[k] == b[k] for k in keys)
@@ -247,7 +247,7 @@ def load_test_split(data: Mapping[str, Any], repo: str | os.PathLike, source: st
     their ``sample_ids`` and the class names (None when the data set has none)."""
     import numpy as np
 
-    from ..config import from_dict
+    from ..core.config import from_dict
     from ..data import DataConfig, load_data
 
     bundle = load_data(from_dict(DataConfig, rebase_data(data, repo), source))
@@ -266,7 +266,7 @@ def load_test_split(data: Mapping[str, Any], repo: str | os.PathLike, source: st
 # -- what the workflow's notebook rule passes (workflow/rules/notebooks.smk) ---------------------
 
 def explorer_source(preset) -> tuple[str | None, int | None]:
-    """(name, seed) the budget explorer shows for a ``msdnet.workflow.Preset``: the middle model of
+    """(name, seed) the budget explorer shows for a ``msdnet.planning.workflow.Preset``: the middle model of
     the budgeted figure's MSDNet curve (msdnet for mini and tiny, msdnet-b6 for CIFAR), else
     msdnet, else the first planned MSDNet predictions, else any; (None, None) without any."""
     needed = preset.predictions_needed()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..predict import parse_data_overrides, predict_checkpoint
+from ..inference.predict import parse_data_overrides, predict_checkpoint
 
 HELP = "record per-exit logits of a trained checkpoint as OUT_DIR/{val,test}.npz"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import load_yaml
-from ..workflow import Preset, validate_preset
+from ..core.config import load_yaml
+from ..planning.workflow import Preset, validate_preset
 
 HELP = "validate a workflow preset (config/*.yaml) and list the training runs it needs"
 

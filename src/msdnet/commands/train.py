@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..runs import resolve
-from ..train import train
+from ..core.errors import ConfigError
+from ..planning.runs import resolve
+from ..training.train import train
 
 HELP = "train a model config with a recipe (data + optimisation); re-running resumes"
 
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "RNG or timings); checkpoint.pt stays the resume state")
     p.add_argument("--expect-key", metavar="KEY",
                    help="refuse to train unless the resolved config has this run key (the workflow "
-                        "passes the key in the run's path; see msdnet.runs)")
+                        "passes the key in the run's path; see msdnet.planning.runs)")
     p.add_argument("--data", metavar="SUMMARY.json",
                    help="the data summary written by `msdnet data --out`; refuse to train unless it "
                         "describes this run's data")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check_planned(run_cfg, args: argparse.Namespace) -> None:
     """The workflow's guards: the run key it planned, and the data it prepared."""
-    from ..runs import check_data_summary, run_key
+    from ..planning.runs import check_data_summary, run_key
 
     if args.expect_key and run_key(run_cfg) != args.expect_key:
         raise ConfigError(f"{args.model}: this config resolves to run {run_key(run_cfg)}, not the "

@@ -3,7 +3,7 @@ row each, images that leave correctly at the first classifier ("easy (exit 1)", 
 images (right): those only the last classifier gets right or, for a class that has none, the
 images of the class with the lowest confidence at the last exit (the column title says which).
 
-Table: ``msdnet.analysis.easy_hard.easy_hard_table``'s output, optionally completed by
+Table: ``msdnet.evaluation.analysis.easy_hard.easy_hard_table``'s output, optionally completed by
 :func:`add_fallback_hard`. Columns:
     sample_id        int    the image's id in the test split (``ArraySplit.ids``)
     label            int    its class
@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..errors import DataError
+from ..core.errors import DataError
 from . import style
-from ..analysis.easy_hard import add_fallback_hard  # noqa: F401  (re-exported)
+from ..evaluation.analysis.easy_hard import add_fallback_hard  # noqa: F401  (re-exported)
 from .common import check_table
 
 ID = "easy-hard"
@@ -186,7 +186,7 @@ def load_test_images(data_yaml: str | Path):
     a recipe with a ``data:`` section. In-memory splits give their arrays; an image folder
     (ImageNet) gives a lazy reader of 224x224 centre crops.
     """
-    from ..config import from_dict, load_yaml
+    from ..core.config import from_dict, load_yaml
     from ..data import DataConfig, load_data
 
     path = Path(data_yaml)

@@ -32,7 +32,7 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .base import MultiExitModel, SegmentedMultiExit
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..config import from_dict, load_yaml
-from ..errors import ConfigError
+from ..core.config import from_dict, load_yaml
+from ..core.errors import ConfigError
 from .base import MultiExitModel
 from .size import check_size
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .models.base import MultiExitModel
+from .base import MultiExitModel
 
 __all__ = ["ExitCost", "count_costs", "op_macs"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 from .runs import NAME_PATTERN
 
 PROFILES = Path("workflow") / "profiles"

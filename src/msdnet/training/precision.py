@@ -50,7 +50,7 @@ from typing import Any, ContextManager, Literal, Protocol
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = ["Policy", "decide", "prepare_model", "maybe_compile", "grad_scaler"]
 
@@ -178,7 +178,7 @@ def prepare_model(model: nn.Module, policy: Policy) -> nn.Module:
 def maybe_compile(module: nn.Module, policy: Policy) -> nn.Module:
     """``torch.compile(module, mode=policy.compile_mode)`` when the policy asks for it, else ``module``.
 
-    The trainer compiles its step objective (:class:`msdnet.train.Objective`: forward, losses
+    The trainer compiles its step objective (:class:`msdnet.training.train.Objective`: forward, losses
     and hit counts, so the backward is compiled too) for full batches only, so shapes never
     change and it compiles once; a short last batch runs eager. Checkpoints are written from
     the uncompiled model (its state-dict keys lack the ``_orig_mod.`` prefix).

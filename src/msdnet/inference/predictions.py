@@ -9,7 +9,7 @@ Keys:
     meta        str                JSON: checkpoint_sha256, config_hash, split, dataset,
                                    split_seed, data (the data config), code_version (package
                                    version only: a commit that changes no number changes no
-                                   file), cpu_kernels (msdnet.kernels.record), arch,
+                                   file), cpu_kernels (msdnet.core.kernels.record), arch,
                                    model (config name) ...
 
 :func:`check_pair` is the one check every analysis that takes a validation and a test file runs
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .io import atomic_path
+from ..core.errors import DataError
+from ..core.io import atomic_path
 
 REQUIRED = ("logits", "labels", "exit_macs", "sample_ids", "meta")
 # Data-config keys that only say where the data lives: they may differ between two files of one

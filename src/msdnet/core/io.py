@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__
+from .. import __version__
 from .errors import MsdnetError
 
 # The temporary names atomic_path makes: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp).

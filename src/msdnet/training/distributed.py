@@ -42,10 +42,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .data import DataBundle, iterate_batches
-from .data.arrays import ArraySplit
-from .data.bundle import WithIds
-from .errors import ConfigError
+from ..data import DataBundle, iterate_batches
+from ..data.arrays import ArraySplit
+from ..data.bundle import WithIds
+from ..core.errors import ConfigError
 
 __all__ = ["Context", "setup", "teardown", "shard_bounds", "rank_batches", "sync_batchnorm",
            "wrap", "all_reduce_sum", "barrier", "AllReduceBatchNorm2d"]

@@ -1,7 +1,7 @@
 """Anytime prediction: top-1 accuracy of every exit against its cumulative cost.
 
 An ensemble is treated like any multi-exit model: its predictions file's exits are the ensemble
-steps (see :mod:`msdnet.analysis.ensemble`).
+steps (see :mod:`msdnet.evaluation.analysis.ensemble`).
 
 Table (long format), ``anytime_table(preds, model=None)``: one row per exit. Columns:
     model      str    model name (argument, else ``meta["model"]``, ``meta["arch"]``, "model")
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..predictions import Predictions
+from ...inference.predictions import Predictions
 from .common import exit_accuracy, model_name
 
 COLUMNS = ["model", "exit", "macs", "params", "accuracy"]

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..predictions import Predictions
+from ...core.errors import DataError
+from ...inference.predictions import Predictions
 from .common import exit_accuracy
 
 RUN_COLUMNS = ["family", "seed", "location", "intermediate_accuracy", "final_accuracy"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..predictions import Predictions
+from ...inference.predictions import Predictions
 
 
 def make_predictions(rng: np.random.Generator, n_exits: int = 4, n_images: int = 100,

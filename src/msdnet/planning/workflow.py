@@ -1,8 +1,8 @@
 """The job planner: which runs, predictions, tables and figures a preset needs, and what
 identifies each of them. Snakemake's rules (``workflow/rules/common.smk``) and ``msdnet preset``
-read it; it computes nothing (the tables are built by ``msdnet collect``, :mod:`msdnet.tables`).
+read it; it computes nothing (the tables are built by ``msdnet collect``, :mod:`msdnet.evaluation.tables`).
 
-Layout under ``results/<preset>/`` (keys: :mod:`msdnet.runs`)::
+Layout under ``results/<preset>/`` (keys: :mod:`msdnet.planning.runs`)::
 
     data/<dataset>-<data key>.json                       msdnet data (the data set, prepared)
     runs/<model>/<run key>/seed<s>/model.pt              msdnet train (+ checkpoint.pt to resume), or
@@ -19,7 +19,7 @@ the preset's ``reference_dataset`` and its section's labels. Legend labels and d
 never reach training or prediction.
 
 A model with ``checkpoint: PATH`` (the authors' published weights) is imported, not trained: one
-seed (0), its run key :func:`msdnet.runs.import_key` (a hash of the path and its resolved config;
+seed (0), its run key :func:`msdnet.planning.runs.import_key` (a hash of the path and its resolved config;
 the file is not read when planning, so a dry run needs no download).
 """
 
@@ -34,9 +34,9 @@ from typing import Any, Mapping
 import yaml
 
 from . import runs as R
-from .errors import ConfigError
-from .figures.registry import FIGURES, TABLES, figure_schema
-from .io import stable_hash
+from ..core.errors import ConfigError
+from ..figures.registry import FIGURES, TABLES, figure_schema
+from ..core.io import stable_hash
 
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
 ENSEMBLE_SEED_STRIDE = 1000

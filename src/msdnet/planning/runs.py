@@ -25,8 +25,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from .errors import ConfigError
-from .io import stable_hash
+from ..core.errors import ConfigError
+from ..core.io import stable_hash
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _NAME = re.compile(NAME_PATTERN)
@@ -82,10 +82,10 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str], source:
 
 
 def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable[str] = ()):
-    """The :class:`msdnet.train.RunConfig` of a model YAML, a recipe YAML and ``--set`` overrides
+    """The :class:`msdnet.training.train.RunConfig` of a model YAML, a recipe YAML and ``--set`` overrides
     (``model.KEY=...`` goes to the model config, ``data.``/``train.`` to the recipe)."""
-    from .config import load_yaml
-    from .train import make_run_config
+    from ..core.config import load_yaml
+    from ..training.train import make_run_config
 
     model = load_yaml(model_file)
     recipe = apply_overrides(load_yaml(recipe_file), overrides, str(recipe_file))
@@ -95,7 +95,7 @@ def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable
 
 def run_identity(run) -> dict[str, Any]:
     """The part of a RunConfig that determines its weights, minus the seed."""
-    from .train import EXECUTION_KEYS
+    from ..training.train import EXECUTION_KEYS
 
     d = run.to_dict()
     d["data"] = {k: v for k, v in d["data"].items() if k not in DATA_LOCATION_KEYS}
@@ -170,7 +170,7 @@ def write_key(path: str | Path, spec: Any) -> Path:
     """Write the key file ``path`` (it must be ``key_path``'s for ``spec``); drop older keys."""
     import json
 
-    from .io import write_text_atomic
+    from ..core.io import write_text_atomic
 
     path = Path(path)
     name, _, rest = path.name.partition(".")

@@ -126,7 +126,7 @@ def claim(count: int, visible: str | None = None, directory: Path | None = None)
 
 def claim_device(device: str, distributed: bool = False, log=None):
     """``(torch device, claim or None)``: on a claimed card when :func:`wants_card` says so
-    (made the current CUDA device); otherwise what :func:`msdnet.train.resolve_device` gives and
+    (made the current CUDA device); otherwise what :func:`msdnet.training.train.resolve_device` gives and
     None. Release the claim when done (it also goes when the process exits)."""
     import torch
 

@@ -79,8 +79,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..predictions import Predictions, check_pair as check_provenance
+from ...core.errors import DataError
+from ...inference.predictions import Predictions, check_pair as check_provenance
 from .common import check_measure, exit_scores, json_list, json_number
 
 _FLOOR_RTOL = 1e-12
@@ -225,7 +225,7 @@ def check_pair(val: Predictions, test: Predictions, val_name: str = "validation 
                test_name: str = "test predictions", provenance: bool = True) -> None:
     """Raise one DataError line naming the files unless val and test can be used together:
     the same exits, classes and costs, and (``provenance``) the checks of
-    :func:`msdnet.predictions.check_pair` (the right splits, one run, one data split, different
+    :func:`msdnet.inference.predictions.check_pair` (the right splits, one run, one data split, different
     images)."""
     if provenance:
         check_provenance(val, test, val_name, test_name)

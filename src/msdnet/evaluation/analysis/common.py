@@ -21,9 +21,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..io import atomic_path
-from ..predictions import Predictions
+from ...core.errors import DataError
+from ...core.io import atomic_path
+from ...inference.predictions import Predictions
 
 CONFIDENCES = ("max_prob", "entropy", "margin")
 

@@ -1,6 +1,6 @@
 """Early exit that pays on a GPU: fixed-size work per exit, replayed as CUDA graphs.
 
-:func:`msdnet.inference.run_early_exit` is the simple, exact, counted path: per exit it copies the
+:func:`msdnet.inference.early_exit.run_early_exit` is the simple, exact, counted path: per exit it copies the
 logits to the host, decides there and calls ``state.select`` -- one host round trip and a batch of
 a new, odd size per exit. On a GPU a CIFAR-size batch then costs kernel launches and waits, not
 MACs. :class:`ExitEngine` does the same classification with the work per exit fixed in advance:
@@ -45,7 +45,7 @@ same tolerance as ``tests/test_inference.py``). Padding rows never influence rea
 of these models works per image in eval mode (BatchNorm uses its running statistics), which the
 tests check by filling the padding with NaN.
 
-Costs. ``exit_macs`` are the cumulative C_k of :func:`msdnet.cost.count_costs` under the same
+Costs. ``exit_macs`` are the cumulative C_k of :func:`msdnet.models.cost.count_costs` under the same
 evaluation mode; ``expected_macs`` = sum_k n_k C_k as for the reference. ``executed_macs`` adds
 the padding: sum over the replays of bucket x (C_k - C_{k-1}).
 
@@ -64,10 +64,10 @@ import numpy as np
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from .analysis.common import check_measure, confidence_rows, json_number
-from .inference import (EarlyExitResult, InferenceError, _model_device, _sync, _unpack,
+from ..evaluation.analysis.common import check_measure, confidence_rows, json_number
+from .early_exit import (EarlyExitResult, InferenceError, _model_device, _sync, _unpack,
                         classify_batches, exit_costs, normalize_thresholds)
-from .models.base import ExitState, MultiExitModel
+from ..models.base import ExitState, MultiExitModel
 
 __all__ = ["ExitEngine", "FastExitResult", "NEAR_BAND", "bucket_sizes", "compact", "device_confidence",
            "pick_bucket", "run_fast_exit"]

@@ -31,8 +31,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..predictions import Predictions
+from ...core.errors import DataError
+from ...inference.predictions import Predictions
 from .budgeted import BudgetedEvaluator
 from .common import check_measure, exit_scores
 

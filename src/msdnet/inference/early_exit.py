@@ -13,7 +13,7 @@ recorded logits. For every batch::
 
 Thresholds. ``theta`` has one value per exit except the last (K - 1 values): the last exit takes
 every image left. For convenience the functions also take K values whose last one is -inf
-(what :func:`msdnet.analysis.budgeted.find_thresholds` returns); any other count, a finite
+(what :func:`msdnet.evaluation.analysis.budgeted.find_thresholds` returns); any other count, a finite
 last value or a NaN is an :class:`InferenceError`. theta_k = +inf: nobody leaves at exit k;
 theta_k = -inf: everybody left leaves there.
 
@@ -29,7 +29,7 @@ simulation on recorded logits says; every other image takes the same exit with t
 prediction (``tests/test_inference.py`` checks this image by image).
 
 Costs (MACs = multiply-adds; docs/method.md §Cost convention). ``exit_macs`` are the
-cumulative per-exit costs C_k of :func:`msdnet.cost.count_costs` under the same evaluation mode
+cumulative per-exit costs C_k of :func:`msdnet.models.cost.count_costs` under the same evaluation mode
 (lazy or not). The expected cost of a run is sum_k n_k * C_k (n_k images leaving at exit k).
 The measured cost is counted for real: a ``TorchFunctionMode`` intercepts every op executed
 during the run and adds ``op_macs`` (per image) x the op's batch size. The two agree exactly
@@ -55,10 +55,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .analysis.common import confidence_rows, check_measure, json_list, json_number
-from .cost import MacCounter, count_costs, op_macs
-from .errors import MsdnetError
-from .models.base import MultiExitModel
+from ..evaluation.analysis.common import confidence_rows, check_measure, json_list, json_number
+from ..models.cost import MacCounter, count_costs, op_macs
+from ..core.errors import MsdnetError
+from ..models.base import MultiExitModel
 
 __all__ = ["EarlyExitResult", "FullEvaluation", "InferenceError", "MeasuredMacCounter", "classify_batches",
            "exit_costs", "normalize_thresholds", "run_early_exit", "speedup", "time_full_evaluation"]
@@ -301,7 +301,7 @@ def _unpack(batch: Any, start: int) -> tuple[torch.Tensor, torch.Tensor | None, 
 
 def exit_costs(model: MultiExitModel, lazy: bool, exit_macs: Iterable[int] | None = None) -> np.ndarray:
     """The cumulative per-exit MACs C_k (int64 [K]): ``exit_macs`` when already counted, checked
-    against the model's number of exits, else :func:`msdnet.cost.count_costs` under ``lazy``."""
+    against the model's number of exits, else :func:`msdnet.models.cost.count_costs` under ``lazy``."""
     costs = (np.asarray(list(exit_macs), dtype=np.int64) if exit_macs is not None
              else np.array([c.macs for c in count_costs(model, lazy=lazy)], dtype=np.int64))
     if costs.shape != (int(model.num_exits),):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ...core.errors import DataError
 
 __all__ = ["Finding", "anytime_low_budget", "staircase_final", "ablation_order", "dynamic_vs_single",
            "reduction_lazy_savings", "all_findings", "markdown"]

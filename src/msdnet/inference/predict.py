@@ -1,6 +1,6 @@
 """Record per-exit logits of a trained checkpoint on the validation and test splits.
 
-One ``.npz`` per split (``msdnet.predictions``), stamped with where it came from: checkpoint
+One ``.npz`` per split (``msdnet.inference.predictions``), stamped with where it came from: checkpoint
 sha256, config hash, split, data set, split_seed, the data config and code version. Validation
 and test are never augmented. The checkpoint is a run's ``checkpoint.pt`` or its final artifact
 (``msdnet train --final``). Only the data's location (``LOCATION_KEYS``) may be overridden: every
@@ -16,15 +16,16 @@ import numpy as np
 import torch
 import yaml
 
-from .config import compact_dict, from_dict
-from .cost import count_costs
-from .data import DataConfig, iterate_batches, load_data
-from .errors import ConfigError, MsdnetError
-from . import __version__, kernels
-from .io import sha256_file
-from .models import MultiExitModel, build
+from ..core.config import compact_dict, from_dict
+from ..models.cost import count_costs
+from ..data import DataConfig, iterate_batches, load_data
+from ..core.errors import ConfigError, MsdnetError
+from .. import __version__
+from ..core import kernels
+from ..core.io import sha256_file
+from ..models import MultiExitModel, build
 from .predictions import LOCATION_KEYS, Predictions, save
-from .train import check_model_fits_data, load_checkpoint, load_weights
+from ..training.train import check_model_fits_data, load_checkpoint, load_weights
 
 __all__ = ["collect_logits", "predict_checkpoint", "parse_data_overrides", "checkpoint_data_config",
            "model_from_checkpoint"]
@@ -94,7 +95,7 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
     if not ckpt.get("finished") and not allow_unfinished:
         raise MsdnetError(f"{checkpoint}: training stopped after epoch {ckpt.get('epoch')} of "
                           f"{ckpt['config']['train']['epochs']}; re-run `msdnet train` to finish it")
-    from .gpu_slots import claimed_device    # several cards: the least-loaded one
+    from ..training.gpu_slots import claimed_device    # several cards: the least-loaded one
 
     with claimed_device(device) as dev:
         return _predict(checkpoint, ckpt, out_dir, dev, splits, data_overrides, batch_size)

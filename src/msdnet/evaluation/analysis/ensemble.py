@@ -8,7 +8,7 @@ always finite and ``softmax(logits[m-1])`` reproduces the mean probability).
 ``exit_macs[m-1]`` = sum of the full MACs of the first m members; ``exit_params`` likewise when
 every member has parameters (else absent). Labels and sample_ids must be identical (same order)
 across members, and so must the number of classes; members that record their split, data set,
-split_seed or data config must agree on them (``msdnet.predictions.check_same_data``).
+split_seed or data config must agree on them (``msdnet.inference.predictions.check_same_data``).
 ``meta`` records:
     kind            "ensemble"
     model           the name given (default "ensemble")
@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DataError
-from ..predictions import Predictions, check_same_data
+from ...core.errors import DataError
+from ...inference.predictions import Predictions, check_same_data
 from .common import log_softmax
 
 

@@ -3,7 +3,7 @@
 Each builder is ``build(section, sources) -> DataFrame``: ``section`` is the figure's section of
 a preset (legend labels -> model or ensemble names), ``sources`` finds the predictions of every
 (name, seed). ``msdnet.figures.registry`` says which builder makes which table; ``msdnet collect``
-runs one. The analysis itself (accuracies, thresholds, envelopes) lives in ``msdnet.analysis``.
+runs one. The analysis itself (accuracies, thresholds, envelopes) lives in ``msdnet.evaluation.analysis``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from .analysis.budgeted import BudgetedEvaluator, envelope
 from .analysis.common import exit_accuracy
 from .analysis.easy_hard import add_fallback_hard, easy_hard_table
 from .analysis.staircase import baseline_row, run_row, staircase_table
-from .errors import ConfigError
-from .predictions import Predictions, load, with_costs
+from ..core.errors import ConfigError
+from ..inference.predictions import Predictions, load, with_costs
 
 __all__ = ["Sources", "anytime_rows", "budgeted_rows", "dynamic_rows", "reduction_lazy_rows",
            "staircase_rows", "easy_hard_rows", "COST_DEFAULT"]
@@ -123,7 +123,7 @@ def _last(preds: Predictions) -> float:
 
 
 def staircase_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame:
-    """msdnet.analysis.staircase's table: family, location, metric, mean, std, n_seeds."""
+    """msdnet.evaluation.analysis.staircase's table: family, location, metric, mean, std, n_seeds."""
     runs, base = [], []
     for family, spec in section.items():
         for seed in src.seeds(spec["baseline"]):
@@ -135,7 +135,7 @@ def staircase_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame
 
 
 def easy_hard_rows(section: Mapping, src: Sources) -> pd.DataFrame:
-    """msdnet.analysis.easy_hard's table for the first seed of the chosen model."""
+    """msdnet.evaluation.analysis.easy_hard's table for the first seed of the chosen model."""
     seed = src.seeds(section["model"])[0]
     test = src.load(section["model"], seed, "test")
     per_class = section.get("per_class", 4)

@@ -14,9 +14,9 @@ weights as one that never stopped (on CPU; cuDNN may be non-deterministic on a G
 
 Speed: array data (digits, CIFAR, synthetic) lives on the device as uint8 and is batched by
 index slices (:func:`msdnet.data.iterate_batches`); precision, channels_last and compilation
-come from :mod:`msdnet.precision`; the training loop itself reads nothing back from the
+come from :mod:`msdnet.training.precision`; the training loop itself reads nothing back from the
 device until the epoch ends. Under ``torchrun`` the same code runs DistributedDataParallel with the global
-batch split across the ranks (:mod:`msdnet.distributed`).
+batch split across the ranks (:mod:`msdnet.training.distributed`).
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ import yaml
 from tqdm import tqdm
 
 from . import distributed as ddp
-from . import kernels
-from .config import compact_dict, from_dict
-from .data import DataConfig, load_data
-from . import __version__
-from .errors import ConfigError, MsdnetError
-from .io import (atomic_path, code_version, exclusive_lock, remove_stale_temps, stable_hash,
+from ..core import kernels
+from ..core.config import compact_dict, from_dict
+from ..data import DataConfig, load_data
+from .. import __version__
+from ..core.errors import ConfigError, MsdnetError
+from ..core.io import (atomic_path, code_version, exclusive_lock, remove_stale_temps, stable_hash,
                  write_bytes_atomic, write_text_atomic)
-from .models import MultiExitModel, build, parse
+from ..models import MultiExitModel, build, parse
 from .precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
 
 __all__ = ["TrainConfig", "RunConfig", "Objective", "train", "train_step", "evaluate", "lr_at", "resolve_device",
@@ -77,13 +77,13 @@ class TrainConfig:
 
     ``batch_size`` is the global batch (split across processes under torchrun).
     ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile``
-    (null = auto) and ``compile_mode`` (auto) choose the fast path; see :mod:`msdnet.precision`
+    (null = auto) and ``compile_mode`` (auto) choose the fast path; see :mod:`msdnet.training.precision`
     for what ``auto`` picks per device.
     ``sync_batchnorm``: under torchrun, BatchNorm statistics over the global batch (true) or
     per process, as the authors' DataParallel training had them per GPU (false).
 
     Keys in ``OMIT_AT_DEFAULT`` were added after runs had been keyed: left out of the hashed
-    dict while they hold their default (:func:`msdnet.config.compact_dict`).
+    dict while they hold their default (:func:`msdnet.core.config.compact_dict`).
     """
 
     OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("sync_batchnorm",)
@@ -287,7 +287,7 @@ def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
     nothing that differs between two identical runs (no optimizer, RNG, timestamps, wall-clock or
     git commit). Keys: format, msdnet_version, model (state_dict on the CPU), config,
     config_hash, epoch, epochs, num_exits, finished, metrics (rows without wall-clock columns),
-    cpu_kernels (:func:`msdnet.kernels.record`)."""
+    cpu_kernels (:func:`msdnet.core.kernels.record`)."""
     return {
         "format": FINAL_FORMAT,
         "msdnet_version": __version__,

@@ -38,10 +38,10 @@ from typing import Any, Mapping
 
 import torch
 
-from . import __version__
-from .errors import ConfigError, MsdnetError
-from .io import sha256_file, stable_hash, write_bytes_atomic
-from .runs import import_key
+from .. import __version__
+from ..core.errors import ConfigError, MsdnetError
+from ..core.io import sha256_file, stable_hash, write_bytes_atomic
+from ..planning.runs import import_key
 
 __all__ = ["AUTHORS_REPO", "authors_key_map", "convert_state_dict", "read_authors_checkpoint",
            "imported_artifact", "import_authors", "import_key"]
@@ -61,7 +61,7 @@ def authors_key_map(model) -> dict[str, str]:
     ``model`` is an :class:`msdnet.models.msdnet.MSDNet` with one classifier per block (the only
     layout the authors' code builds); it may live on the meta device.
     """
-    from .models.msdnet import MSDNet, MSDNLayer, Transition
+    from ..models.msdnet import MSDNet, MSDNLayer, Transition
 
     if not isinstance(model, MSDNet):
         raise ConfigError(f"the authors' checkpoints are MSDNets; the config builds a {type(model).__name__}")
@@ -173,14 +173,14 @@ def _number(value: Any) -> float | int | None:
 
 def imported_artifact(src: str | Path, model_config: dict[str, Any], config: dict[str, Any],
                       config_source: str = "<config>") -> dict[str, Any]:
-    """Our final artifact (format ``msdnet-final-1``, see :func:`msdnet.train.final_artifact`)
+    """Our final artifact (format ``msdnet-final-1``, see :func:`msdnet.training.train.final_artifact`)
     of an authors' checkpoint, with ``imported``: where it came from (sha256 of the file).
 
     ``config`` is the run config to record (``model`` and, for ``msdnet predict``, ``data`` and
     ``train``).
     """
-    from .models import build
-    from .train import FINAL_FORMAT
+    from ..models import build
+    from ..training.train import FINAL_FORMAT
 
     src = Path(src)
     ckpt = read_authors_checkpoint(src)
