@@ -20,7 +20,8 @@ import pytest
 import torch
 
 import msdnet
-from msdnet.inference.authors import convert_state_dict, import_key
+from msdnet.inference.authors import convert_state_dict
+from msdnet.planning.runs import import_key
 from msdnet.cli import main
 from msdnet.core.config import load_yaml
 from msdnet.core.errors import MsdnetError

@@ -20,7 +20,8 @@ def load_model(path, device="cpu"):
     """
     # imported here, so that `import msdnet` (and the CLI's start) does not import torch
     from .inference.predict import model_from_checkpoint
-    from .training.train import load_checkpoint, resolve_device
+    from .training.checkpoint import load_checkpoint
+    from .training.gpu_slots import resolve_device
 
     dev = resolve_device(str(device))
     model = model_from_checkpoint(load_checkpoint(path, map_location=dev), path)

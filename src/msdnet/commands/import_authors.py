@@ -26,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.authors import import_authors, import_key
+    from ..inference.authors import import_authors
     from ..core.config import load_yaml
     from ..core.errors import ConfigError
     from ..models import parse
-    from ..planning.runs import apply_overrides, resolve
+    from ..planning.runs import apply_overrides, import_key, resolve
 
     if args.recipe:
         run_cfg = resolve(args.config, args.recipe, args.set)

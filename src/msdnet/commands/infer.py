@@ -58,7 +58,8 @@ from ..inference.early_exit import (normalize_thresholds, run_early_exit, speedu
 from ..core.io import sha256_file
 from ..inference.predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
 from ..inference.predictions import LOCATION_KEYS, check_split, load
-from ..training.train import check_model_fits_data, load_checkpoint, resolve_device
+from ..training.checkpoint import check_model_fits_data, load_checkpoint
+from ..training.gpu_slots import resolve_device
 
 HELP = "real early-exit inference of a checkpoint with budgeted-batch thresholds (wall-clock, MACs)"
 

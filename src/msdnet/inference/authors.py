@@ -41,10 +41,9 @@ import torch
 from .. import __version__
 from ..core.errors import ConfigError, MsdnetError
 from ..core.io import sha256_file, stable_hash, write_bytes_atomic
-from ..planning.runs import import_key
 
 __all__ = ["AUTHORS_REPO", "authors_key_map", "convert_state_dict", "read_authors_checkpoint",
-           "imported_artifact", "import_authors", "import_key"]
+           "imported_artifact", "import_authors"]
 
 AUTHORS_REPO = "kalviny/MSDNet-PyTorch"
 PREFIX = "module."          # what DataParallel puts before every key
@@ -180,7 +179,7 @@ def imported_artifact(src: str | Path, model_config: dict[str, Any], config: dic
     ``train``).
     """
     from ..models import build
-    from ..training.train import FINAL_FORMAT
+    from ..training.checkpoint import FINAL_FORMAT
 
     src = Path(src)
     ckpt = read_authors_checkpoint(src)

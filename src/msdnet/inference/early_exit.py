@@ -6,7 +6,7 @@ recorded logits. For every batch::
     state = model.begin(x, lazy=lazy)
     for k = 1..K:
         logits = model.advance(state)                  # only the images still in the batch
-        conf   = confidence of logits (float64)        # analysis.common's function, bit for bit
+        conf   = confidence of logits (float64)        # the analysis's function, bit for bit
         leave  = conf >= theta_k   (k < K);  everyone (k = K)
         record exit k, argmax(logits), conf for the images that leave
         state  = state.select(images that stay)        # nothing is recomputed
@@ -18,8 +18,8 @@ last value or a NaN is an :class:`InferenceError`. theta_k = +inf: nobody leaves
 theta_k = -inf: everybody left leaves there.
 
 Confidences and predictions are computed exactly as the analysis does on a predictions file
-(``analysis.common``): the logits are taken as float32 on the host, the confidence is computed in
-float64 by the same function, the prediction is the first argmax. So on the same logits the
+(both use ``msdnet.inference.scores``): the logits are taken as float32 on the host, the
+confidence is computed in float64 by the same function, the prediction is the first argmax. So on the same logits the
 confidences agree bit for bit and an image takes the same exit. The logits themselves are not
 always bit-identical to a full-batch forward: after ``state.select`` (and, with lazy evaluation,
 for the finer-scale nodes computed at a later exit) the kernels run on a smaller batch and may
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..evaluation.analysis.common import confidence_rows, check_measure, json_list, json_number
+from .scores import check_measure, confidence_rows, json_list, json_number
 from ..models.cost import MacCounter, count_costs, op_macs
 from ..core.errors import MsdnetError
 from ..models.base import MultiExitModel

@@ -26,7 +26,7 @@ MACs. :class:`ExitEngine` does the same classification with the work per exit fi
   compaction order for a host decision) is copied into the engine's buffers inside the graph.
 
 Confidence on the device. :func:`device_confidence` does the same float64 operations, in the
-same order, as ``analysis.common.confidence_rows`` on the same float32 logits. The elementwise
+same order, as ``scores.confidence_rows`` on the same float32 logits. The elementwise
 ``exp``/``log`` and the sum's reduction order may still differ from numpy's in the last bit or
 two (about 1e-16 relative), so the device's decision can only differ from the host's when the
 confidence lies within that distance of theta_k. Such images are caught: the stage also counts
@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ..evaluation.analysis.common import check_measure, confidence_rows, json_number
+from .scores import check_measure, confidence_rows, json_number
 from .early_exit import (EarlyExitResult, InferenceError, _model_device, _sync, _unpack,
                         classify_batches, exit_costs, normalize_thresholds)
 from ..models.base import ExitState, MultiExitModel
@@ -115,7 +115,7 @@ def compact(stay: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def device_confidence(logits: torch.Tensor, measure: str) -> torch.Tensor:
-    """``analysis.common.confidence_rows`` in torch on the logits' device, float64, same op order."""
+    """``scores.confidence_rows`` in torch on the logits' device, float64, same op order."""
     x = logits.to(torch.float64)
     z = x - x.amax(dim=1, keepdim=True)
     logp = z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))

@@ -25,7 +25,7 @@ from ..core import kernels
 from ..core.io import sha256_file
 from ..models import MultiExitModel, build
 from .predictions import LOCATION_KEYS, Predictions, save
-from ..training.train import check_model_fits_data, load_checkpoint, load_weights
+from ..training.checkpoint import check_model_fits_data, load_checkpoint, load_weights
 
 __all__ = ["collect_logits", "predict_checkpoint", "parse_data_overrides", "checkpoint_data_config",
            "model_from_checkpoint"]

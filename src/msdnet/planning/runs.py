@@ -25,8 +25,10 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..core.config import load_yaml
 from ..core.errors import ConfigError
 from ..core.io import stable_hash
+from ..training.config import EXECUTION_KEYS, make_run_config
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _NAME = re.compile(NAME_PATTERN)
@@ -82,11 +84,9 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str], source:
 
 
 def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable[str] = ()):
-    """The :class:`msdnet.training.train.RunConfig` of a model YAML, a recipe YAML and ``--set`` overrides
-    (``model.KEY=...`` goes to the model config, ``data.``/``train.`` to the recipe)."""
-    from ..core.config import load_yaml
-    from ..training.train import make_run_config
-
+    """The :class:`msdnet.training.config.RunConfig` of a model YAML, a recipe YAML and ``--set``
+    overrides (``model.KEY=...`` goes to the model config, ``data.``/``train.`` to the recipe).
+    Torch-free: it validates the model config without building it."""
     model = load_yaml(model_file)
     recipe = apply_overrides(load_yaml(recipe_file), overrides, str(recipe_file))
     model.update(recipe.pop("model", {}))
@@ -95,8 +95,6 @@ def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable
 
 def run_identity(run) -> dict[str, Any]:
     """The part of a RunConfig that determines its weights, minus the seed."""
-    from ..training.train import EXECUTION_KEYS
-
     d = run.to_dict()
     d["data"] = {k: v for k, v in d["data"].items() if k not in DATA_LOCATION_KEYS}
     d["train"] = {k: v for k, v in d["train"].items() if k not in EXECUTION_KEYS and k != "seed"}

@@ -24,7 +24,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+from ..core.errors import MsdnetError
+
+if TYPE_CHECKING:
+    import torch
 
 ENV_DIR = "MSDNET_GPU_SLOT_DIR"
 _HELD: list["Claim"] = []          # claims of this process, held until it exits
@@ -124,13 +129,23 @@ def claim(count: int, visible: str | None = None, directory: Path | None = None)
     return held
 
 
-def claim_device(device: str, distributed: bool = False, log=None):
-    """``(torch device, claim or None)``: on a claimed card when :func:`wants_card` says so
-    (made the current CUDA device); otherwise what :func:`msdnet.training.train.resolve_device` gives and
-    None. Release the claim when done (it also goes when the process exits)."""
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a device name: ``auto`` is CUDA when available, else the CPU; a
+    ``cuda`` name without CUDA is one line."""
     import torch
 
-    from .train import resolve_device
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MsdnetError(f"device {name!r} was asked for but CUDA is not available; use device: auto or cpu")
+    return torch.device(name)
+
+
+def claim_device(device: str, distributed: bool = False, log=None):
+    """``(torch device, claim or None)``: on a claimed card when :func:`wants_card` says so
+    (made the current CUDA device); otherwise what :func:`resolve_device` gives and
+    None. Release the claim when done (it also goes when the process exits)."""
+    import torch
 
     resolved = resolve_device(device)
     count = torch.cuda.device_count() if resolved.type == "cuda" else 0

@@ -25,13 +25,11 @@ import contextlib
 import csv
 import io
 import os
-import pickle
 import random
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -41,13 +39,15 @@ from tqdm import tqdm
 
 from . import distributed as ddp
 from ..core import kernels
-from ..core.config import compact_dict, from_dict
-from ..data import DataConfig, load_data
+from ..data import load_data
 from .. import __version__
 from ..core.errors import ConfigError, MsdnetError
-from ..core.io import (atomic_path, code_version, exclusive_lock, remove_stale_temps, stable_hash,
-                 write_bytes_atomic, write_text_atomic)
-from ..models import MultiExitModel, build, parse
+from ..core.io import (atomic_path, code_version, exclusive_lock, remove_stale_temps, write_bytes_atomic,
+                       write_text_atomic)
+from ..models import MultiExitModel, build
+from .checkpoint import FINAL_FORMAT, check_model_fits_data, load_checkpoint, load_weights
+from .config import EXECUTION_KEYS, RunConfig, TrainConfig, make_run_config  # noqa: F401  (re-exported)
+from .gpu_slots import claimed_device, resolve_device  # noqa: F401  (resolve_device: re-exported)
 from .precision import Policy, decide, grad_scaler, maybe_compile, prepare_model
 
 __all__ = ["TrainConfig", "RunConfig", "Objective", "train", "train_step", "evaluate", "lr_at", "resolve_device",
@@ -58,107 +58,9 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"        # one row per epoch, no wall-clock: identical runs give identical bytes
 TIMING = "timing.csv"          # epoch, seconds (wall-clock; differs from run to run)
 LOCK = ".lock"                 # flock'ed by the process training in the run directory
-FINAL_FORMAT = "msdnet-final-1"
 # Columns of a metrics row that measure the machine, not the run: kept in checkpoint.pt and
 # timing.csv, never in metrics.csv or the final artifact.
 WALL_CLOCK_COLUMNS = ("seconds",)
-# Keys that decide where and how fast a run goes, not what it computes: not part of the hash,
-# so a run may resume on another device, in another precision or with another process count.
-# precision changes the rounding of every step (as the device does); the checkpoint records
-# the policy it was trained with, and a resume under a different one says so.
-EXECUTION_KEYS = ("device", "num_workers", "progress", "eval_batch_size", "eval_every",
-                  "precision", "channels_last", "compile", "compile_mode")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The optimisation recipe (docs/method.md §Training recipe). ``lr_milestones`` are fractions
-    of ``epochs``.
-
-    ``batch_size`` is the global batch (split across processes under torchrun).
-    ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile``
-    (null = auto) and ``compile_mode`` (auto) choose the fast path; see :mod:`msdnet.training.precision`
-    for what ``auto`` picks per device.
-    ``sync_batchnorm``: under torchrun, BatchNorm statistics over the global batch (true) or
-    per process, as the authors' DataParallel training had them per GPU (false).
-
-    Keys in ``OMIT_AT_DEFAULT`` were added after runs had been keyed: left out of the hashed
-    dict while they hold their default (:func:`msdnet.core.config.compact_dict`).
-    """
-
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("sync_batchnorm",)
-
-    epochs: int = 300
-    batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 1e-4
-    lr_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
-    lr_gamma: float = 0.1
-    exit_weights: list[float] | None = None
-    seed: int = 0
-    eval_batch_size: int = 256
-    num_workers: int = 4
-    device: str = "auto"
-    eval_every: int = 1
-    progress: Literal["auto", "bar", "none"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: bool | None = None
-    compile: bool | None = None
-    compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune-no-cudagraphs",
-                          "max-autotune"] = "auto"
-    sync_batchnorm: bool = True
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("epochs, batch_size and eval_batch_size must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if any(not 0 < m <= 1 for m in self.lr_milestones):
-            raise ValueError(f"lr_milestones are fractions of the epochs in (0, 1], got {self.lr_milestones}")
-        if self.eval_every < 0:
-            raise ValueError("eval_every must be >= 0 (0: never)")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a training run depends on: the model, the data and the recipe."""
-
-    model: dict[str, Any]
-    data: DataConfig
-    train: TrainConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": dict(self.model), "data": compact_dict(self.data), "train": compact_dict(self.train)}
-
-    @property
-    def hash(self) -> str:
-        """Hash of what determines the weights (not where data lives or how the steps run)."""
-        d = self.to_dict()
-        d["data"] = {k: v for k, v in d["data"].items() if k not in ("root", "imagenet_dir")}
-        d["train"] = {k: v for k, v in d["train"].items() if k not in EXECUTION_KEYS}
-        return stable_hash(d)
-
-
-def make_run_config(model: dict[str, Any], recipe: dict[str, Any], model_source: str = "<model>",
-                    recipe_source: str = "<recipe>") -> RunConfig:
-    """Validate a model config mapping and a recipe mapping (sections ``data`` and ``train``)."""
-    parse(model, model_source)
-    unknown = sorted(set(recipe) - {"data", "train"})
-    if unknown:
-        raise ConfigError(f"{recipe_source}: unknown key '{unknown[0]}' (allowed keys: data, train)")
-    if "data" not in recipe:
-        raise ConfigError(f"{recipe_source}: missing section 'data' (e.g. data: {{name: digits}})")
-    for section in ("data", "train"):
-        if recipe.get(section) is not None and not isinstance(recipe[section], dict):
-            raise ConfigError(f"{recipe_source}: section '{section}' must be a mapping of keys to values, "
-                              f"got {type(recipe[section]).__name__}; write it as {section}: {{key: value}}")
-    data = from_dict(DataConfig, recipe["data"] or {}, f"{recipe_source} [data]")
-    train_cfg = from_dict(TrainConfig, recipe.get("train") or {}, f"{recipe_source} [train]")
-    return RunConfig(model=dict(model), data=data, train=train_cfg)
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     """SGD over every parameter with the recipe's momentum, Nesterov switch and weight decay."""
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -179,14 +81,6 @@ def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """Learning rate of 0-based ``epoch``: divided by 1/lr_gamma at each milestone passed."""
     drops = sum(epoch >= round(m * cfg.epochs) for m in cfg.lr_milestones)
     return cfg.lr * cfg.lr_gamma ** drops
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MsdnetError(f"device {name!r} was asked for but CUDA is not available; use device: auto or cpu")
-    return torch.device(name)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -221,65 +115,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def _as_tuples(value: Any) -> Any:
     """random.setstate wants tuples; a state that went through a list-making codec is put back."""
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a run's ``checkpoint.pt`` or a final artifact (``msdnet train --final``).
-
-    Never unpickles: ``torch.load(weights_only=True)`` reads tensors and plain Python data only,
-    so a file that holds any other object (a pickle that would run code when loaded) is refused
-    with one line, and nothing in it runs.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MsdnetError(f"{path}: no such checkpoint; run `msdnet train` first")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "GLOBAL" in str(exc) or "global" in str(exc):
-            raise MsdnetError(f"{path}: refused: the file holds Python objects other than tensors and "
-                              "plain data, which msdnet never unpickles (they could run code); use a "
-                              "checkpoint written by `msdnet train`") from None
-        raise MsdnetError(f"{path}: corrupt checkpoint (UnpicklingError); delete it and re-run "
-                          "`msdnet train`") from None
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise MsdnetError(f"{path}: corrupt checkpoint ({type(exc).__name__}); delete it and re-run "
-                          "`msdnet train`") from None
-    if isinstance(ckpt, dict) and "state_dict" in ckpt and "model" not in ckpt:
-        raise MsdnetError(f"{path}: a checkpoint of the authors' code, not of msdnet; import it first: "
-                          f"`msdnet import-authors {path} --config MODEL.yaml --out OUT.pt`")
-    if (not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict)
-            or not isinstance(ckpt.get("config"), dict) or "model" not in ckpt["config"]):
-        raise MsdnetError(f"{path}: not an msdnet checkpoint; delete it and re-run `msdnet train`")
-    return ckpt
-
-
-def load_weights(model: torch.nn.Module, state: Any, path: str | Path) -> None:
-    """``model.load_state_dict(state)``; weights that do not fit the model config are one line."""
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:2])[:200] if first else type(exc).__name__
-        raise MsdnetError(f"{path}: its weights do not match its model config ({detail}); the file was "
-                          "altered or mixed up; re-create it with `msdnet train`") from None
-
-
-def check_model_fits_data(model: MultiExitModel, model_config: dict[str, Any], bundle: Any,
-                          model_source: str, recipe_source: str) -> None:
-    """Refuse a model built for another image size or with fewer classes than the data has."""
-    want = tuple(int(v) for v in bundle.input_size)
-    have = tuple(int(v) for v in model.input_size)
-    if have != want:
-        what = "channels" if have[:1] != want[:1] else "image size"
-        raise ConfigError(f"{model_source}: input_size {list(have)} does not match the data "
-                          f"({bundle.name} in {recipe_source} gives {list(want)}, another {what}); set "
-                          f"input_size: {list(want)} in the model config or change the recipe's data")
-    n_classes = model_config.get("num_classes")
-    if isinstance(n_classes, int) and n_classes < bundle.num_classes:
-        raise ConfigError(f"{model_source}: num_classes {n_classes} is smaller than the "
-                          f"{bundle.num_classes} classes of {bundle.name} ({recipe_source}); set "
-                          f"num_classes: {bundle.num_classes}")
 
 
 def final_artifact(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -420,8 +255,7 @@ def train(run: RunConfig, out_dir: str | Path, *, log=print, final: str | Path |
     Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 alone writes files
     and logs, and every rank returns the same checkpoint dict.
     """
-    from .gpu_slots import claimed_device    # several cards: this job's own (least-loaded) one
-
+    # several cards: this job's own (least-loaded) one (msdnet.training.gpu_slots)
     with claimed_device(run.train.device, ddp.launched(), log) as device:
         ctx, device = ddp.setup(device)
         try:
