@@ -61,7 +61,7 @@ from matplotlib.figure import Figure
 
 from msdnet.evaluation.analysis.budgeted import BudgetedEvaluator, assign_exits
 from msdnet.evaluation.analysis.common import exit_scores
-from msdnet.commands.notebook import find_data_summary, find_predictions, load_test_split, locate, read_data_config
+from msdnet.evaluation.notebooks import find_data_summary, find_predictions, load_test_split, locate, read_data_config
 from msdnet.core.errors import MsdnetError
 from msdnet.figures import style
 from msdnet.evaluation.tables import Sources

@@ -59,7 +59,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from msdnet import figures as F
-from msdnet.commands.notebook import find_data_summary, load_test_split, locate, read_data_config
+from msdnet.evaluation.notebooks import find_data_summary, load_test_split, locate, read_data_config
 from msdnet.core.errors import MsdnetError
 from msdnet.figures import summary
 

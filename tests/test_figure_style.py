@@ -22,7 +22,8 @@ from msdnet.figures import (FIGURES, anytime_figure, budgeted_figure, densenet_s
                             easy_hard_figure, load_reference, reduction_lazy_figure,
                             staircase_figure, style)
 from msdnet.figures.common import outlier_cut, select_reference
-from msdnet.figures.easy_hard import add_fallback_hard, load_test_images
+from msdnet.evaluation.images import load_test_images
+from msdnet.figures.easy_hard import add_fallback_hard
 from msdnet.inference.predictions import Predictions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

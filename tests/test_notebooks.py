@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msdnet.commands.notebook import locate, rebase_data, relative_to
+from msdnet.commands.notebook import relative_to
+from msdnet.evaluation.notebooks import locate, rebase_data
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {"overview": REPO / "notebooks" / "overview.py",
@@ -259,7 +260,7 @@ def test_make_lab_opens_the_preset_notebooks_folder():
 @pytest.mark.parametrize("config, model", [("tiny.yaml", "msdnet"), ("config.yaml", "msdnet"),
                                            ("paper-cifar100.yaml", "msdnet-b6")])
 def test_the_workflow_passes_paths_and_the_explorer_model(config, model, monkeypatch):
-    from msdnet.commands.notebook import workflow_plan
+    from msdnet.planning.notebooks import workflow_plan
     from msdnet.core.config import load_yaml
     from msdnet.planning.workflow import Preset, validate_preset
 

@@ -1,5 +1,6 @@
 # Helpers shared by the rules. The planning lives in msdnet.planning.workflow (which runs, predictions,
-# tables and figures a preset needs, and the key of each); the figures in msdnet.figures.registry.
+# tables and figures a preset needs, and the key of each; torch-free, like all of msdnet.planning);
+# the figures in msdnet.figures.registry.
 # Every input is ancient(): a job reruns when its key (in its path) or its params change, never
 # because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
 import json
@@ -12,13 +13,14 @@ from snakemake.utils import min_version
 
 from msdnet.core.errors import MsdnetError
 from msdnet.figures.registry import FIGURES, TABLES
-from msdnet.planning.workflow import SPLITS, Preset, validate_preset
+from msdnet.planning.notebooks import workflow_plan
+from msdnet.planning.workflow import SPLITS, plan
 
 min_version("8.0")
 
 SOURCE = (list(workflow.config_settings.configfiles) or ["config/config.yaml"])[0]
 try:
-    PRESET = Preset(validate_preset(config, str(SOURCE)), str(SOURCE))
+    PRESET = plan(config, str(SOURCE))                 # validated once, its runs resolved once
 except MsdnetError as exc:
     raise WorkflowError(f"invalid preset: {exc}") from None
 include: "gpu.smk"
@@ -30,6 +32,8 @@ LOGS = f"{RESULTS}/logs"
 # Repository files that jobs read (the paper's points, the notebooks) are local(): under a default
 # storage provider (the Kubernetes profile) they come with each job's source archive, not a bucket.
 REFERENCE = "data/paper/reference_points.csv"
+# The notebook rule's inputs and arguments (workflow/rules/notebooks.smk) and its key.
+NOTEBOOKS = workflow_plan(PRESET, REFERENCE)
 
 
 def _alternatives(names):
@@ -112,18 +116,14 @@ def figure_args(wildcards, input):
 
 def key_files():
     """Every key file the preset plans (tables, figures, notebooks)."""
-    from msdnet.commands.notebook import workflow_plan
-
-    extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
+    extra = NOTEBOOKS["explorer_key"]
     return ([str(PRESET.table_key(t)) for t in PRESET.tables()]
             + [str(PRESET.figure_key(f)) for f in PRESET.figures] + [str(PRESET.notebook_key(extra))])
 
 
 def planned_key(path):
     """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
-    from msdnet.commands.notebook import workflow_plan
-
-    extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
+    extra = NOTEBOOKS["explorer_key"]
     keys = {str(PRESET.table_key(t)): PRESET.table_spec(t) for t in PRESET.tables()}
     keys |= {str(PRESET.figure_key(f)): PRESET.figure_spec(f) for f in PRESET.figures}
     keys[str(PRESET.notebook_key(extra))] = PRESET.notebook_spec(extra)

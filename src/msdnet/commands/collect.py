@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> dict:
     if args.preset:
         from ..core.config import load_yaml
-        from ..planning.workflow import Preset, validate_preset
+        from ..planning.workflow import plan
 
-        return Preset(validate_preset(load_yaml(args.preset), args.preset), args.preset).table_spec(args.table)
+        return plan(load_yaml(args.preset), args.preset).table_spec(args.table)
     try:
         spec = json.loads(args.spec)
     except json.JSONDecodeError:

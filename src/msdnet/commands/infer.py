@@ -48,18 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation.analysis.budgeted import BudgetedEvaluator
-from ..evaluation.analysis.common import CONFIDENCES, dumps, json_list, json_number, write_csv
-from ..models.cost import count_costs
-from ..data import iterate_batches, load_data
 from ..core.errors import MsdnetError
-from ..inference.fast_exit import ExitEngine
-from ..inference.early_exit import (normalize_thresholds, run_early_exit, speedup, time_full_evaluation)
-from ..core.io import sha256_file
-from ..inference.predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
 from ..inference.predictions import LOCATION_KEYS, check_split, load
-from ..training.checkpoint import check_model_fits_data, load_checkpoint
-from ..training.gpu_slots import resolve_device
+from ..inference.scores import CONFIDENCES, json_list, json_number
 
 HELP = "real early-exit inference of a checkpoint with budgeted-batch thresholds (wall-clock, MACs)"
 
@@ -115,6 +106,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | None, digest: str,
                          exit_macs: np.ndarray, ckpt: dict, data_cfg) -> tuple[np.ndarray, dict]:
+    from ..evaluation.analysis.budgeted import BudgetedEvaluator
+
     val = load(args.val)
     if val.num_exits != model.num_exits:
         raise MsdnetError(f"{args.val} has {val.num_exits} exits but the checkpoint's model has "
@@ -158,6 +151,17 @@ def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | Non
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch and the analyses: imported when the command runs (`msdnet --help` stays torch-free)
+    from ..core.io import sha256_file
+    from ..data import iterate_batches, load_data
+    from ..evaluation.analysis.common import dumps, write_csv
+    from ..inference.early_exit import normalize_thresholds, run_early_exit, speedup, time_full_evaluation
+    from ..inference.fast_exit import ExitEngine
+    from ..inference.predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
+    from ..models.cost import count_costs
+    from ..training.checkpoint import check_model_fits_data, load_checkpoint
+    from ..training.gpu_slots import resolve_device
+
     _check_args(args)
     ckpt = load_checkpoint(args.checkpoint)
     if not ckpt.get("finished") and not args.allow_unfinished:

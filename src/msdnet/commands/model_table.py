@@ -7,10 +7,8 @@ import re
 from pathlib import Path
 
 from ..core.config import load_yaml
-from ..models.cost import count_costs
 from ..core.errors import MsdnetError
 from ..core.io import write_text_atomic
-from ..models import build
 
 HELP = "table of model configs: arch, exits, MACs at the first and last exit, parameters (markdown)"
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
@@ -29,6 +27,9 @@ def _fmt(n: float) -> str:
 
 
 def model_table(paths: list[str]) -> str:
+    from ..models import build              # torch: imported when the command runs
+    from ..models.cost import count_costs
+
     rows = ["| config | arch | exits | MACs, first exit | MACs, last exit | params |",
             "|---|---|---|---|---|---|"]
     for path in sorted(paths):

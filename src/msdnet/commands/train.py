@@ -6,7 +6,6 @@ import argparse
 
 from ..core.errors import ConfigError
 from ..planning.runs import resolve
-from ..training.train import train
 
 HELP = "train a model config with a recipe (data + optimisation); re-running resumes"
 
@@ -31,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.train import train       # torch: imported when the command runs
+
     run_cfg = resolve(args.model, args.recipe, args.set)
     check_planned(run_cfg, args)
     train(run_cfg, args.out, final=args.final, model_source=args.model, recipe_source=args.recipe)

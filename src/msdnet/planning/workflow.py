@@ -68,7 +68,15 @@ def _jsonschema():
 
 def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema: Path | None = None) -> dict:
     """Check a preset against the schema (defaults filled in), its names and cross-references,
-    and resolve every run (so a bad model config fails here, in one line, before any job runs)."""
+    and resolve every run (so a bad model config fails here, in one line, before any job runs);
+    returns the checked config. :func:`plan` does the same and keeps the resolved runs."""
+    return plan(config, source, schema).cfg
+
+
+def plan(config: Mapping[str, Any], source: str = "<preset>", schema: Path | None = None) -> Preset:
+    """The :class:`Preset` of a validated preset (:func:`validate_preset`'s checks), its runs
+    resolved once, while validating: what the Snakefile (``workflow/rules/common.smk``) and
+    ``msdnet preset`` plan with, so a process validates its preset once."""
     jsonschema = _jsonschema()
 
     schema_doc = _schema(Path(schema or SCHEMA))
@@ -121,7 +129,7 @@ def validate_preset(config: Mapping[str, Any], source: str = "<preset>", schema:
         preset.run_of(name)                        # resolves (and validates) the run
     R.inside_outputs(preset.results, source)
     R.inside_outputs(preset.figures_dir, source)
-    return cfg
+    return preset
 
 
 @dataclass(frozen=True)
