@@ -3,6 +3,7 @@
 # the figures in msdnet.figures.registry.
 # Every input is ancient(): a job reruns when its key (in its path) or its params change, never
 # because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
+import functools
 import json
 import re
 import shlex
@@ -121,12 +122,19 @@ def key_files():
             + [str(PRESET.figure_key(f)) for f in PRESET.figures] + [str(PRESET.notebook_key(extra))])
 
 
-def planned_key(path):
-    """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
+@functools.cache
+def planned_keys():
+    """Every key file the preset plans (path) with its spec (JSON), computed once."""
     extra = NOTEBOOKS["explorer_key"]
     keys = {str(PRESET.table_key(t)): PRESET.table_spec(t) for t in PRESET.tables()}
     keys |= {str(PRESET.figure_key(f)): PRESET.figure_spec(f) for f in PRESET.figures}
     keys[str(PRESET.notebook_key(extra))] = PRESET.notebook_spec(extra)
+    return {path: json.dumps(spec, sort_keys=True) for path, spec in keys.items()}
+
+
+def planned_key(path):
+    """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
+    keys = planned_keys()
     if path not in keys:
         raise WorkflowError(f"{path}: not a key this preset plans; ask for a planned target (e.g. `figures`)")
-    return json.dumps(keys[path], sort_keys=True)
+    return keys[path]

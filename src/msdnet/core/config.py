@@ -7,6 +7,7 @@ an override that does not exist is a mistake, not a silent default).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -109,6 +110,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a config class, evaluated once (the planner parses hundreds)."""
+    return typing.get_type_hints(cls)
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<config>") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys, missing keys and wrong types raise."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -116,7 +123,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "<config>") -
     if unknown:
         allowed = ", ".join(sorted(fields))
         raise ConfigError(f"{source}: unknown key '{unknown[0]}' (allowed keys: {allowed})")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     kwargs = {}
     for name, f in fields.items():
         if name in data:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
@@ -83,12 +83,14 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str], source:
     return out
 
 
-def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable[str] = ()):
+def resolve(model_file: str | Path, recipe_file: str | Path, overrides: Iterable[str] = (), *,
+            load: Callable[[str | Path], dict[str, Any]] = load_yaml):
     """The :class:`msdnet.training.config.RunConfig` of a model YAML, a recipe YAML and ``--set``
     overrides (``model.KEY=...`` goes to the model config, ``data.``/``train.`` to the recipe).
-    Torch-free: it validates the model config without building it."""
-    model = load_yaml(model_file)
-    recipe = apply_overrides(load_yaml(recipe_file), overrides, str(recipe_file))
+    Torch-free: it validates the model config without building it. ``load`` reads a YAML file
+    (the planner passes one that reads each file once)."""
+    model = load(model_file)
+    recipe = apply_overrides(load(recipe_file), overrides, str(recipe_file))
     model.update(recipe.pop("model", {}))
     return make_run_config(model, recipe, str(model_file), str(recipe_file))
 

@@ -25,15 +25,16 @@ the file is not read when planning, so a dry run needs no download).
 
 from __future__ import annotations
 
+import copy
 import sys
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from . import runs as R
+from ..core.config import load_yaml
 from ..core.errors import ConfigError
 from ..figures.registry import FIGURES, TABLES, figure_schema
 from ..core.io import stable_hash
@@ -51,16 +52,26 @@ def _schema(schema_path: Path) -> dict:
     return doc
 
 
+# The optional checkers of string formats jsonschema imports when they are installed; the
+# preset schema uses no "format", so none is needed.
+_FORMAT_CHECKERS = ("rfc3987_syntax", "rfc3987", "rfc3986_validator", "rfc3339_validator", "fqdn",
+                    "idna", "isoduration", "jsonpointer", "uri_template", "webcolors")
+
+
 def _jsonschema():
-    """jsonschema, imported without rfc3987_syntax (its checker of the "iri" formats, which no
-    schema here uses): that compiles 38 grammars on import, 1.5 s paid by every Snakemake process
-    that reads the Snakefile, two per job on a cluster."""
-    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  (import fails: skipped)
+    """jsonschema, imported without its optional format checkers (:data:`_FORMAT_CHECKERS`; no
+    schema here uses a format): rfc3987_syntax alone compiles 38 grammars on import, 1.5 s, and
+    the others (arrow, ...) add a tenth of a second, paid by every Snakemake process that reads the
+    Snakefile, two per job on a cluster."""
+    if "jsonschema" not in sys.modules:
+        blocked = [m for m in _FORMAT_CHECKERS if m not in sys.modules]
+        for m in blocked:
+            sys.modules[m] = None  # type: ignore[assignment]  (import fails: the checker is skipped)
         try:
             import jsonschema  # noqa: F401
         finally:
-            del sys.modules["rfc3987_syntax"]
+            for m in blocked:
+                del sys.modules[m]
     import jsonschema
 
     return jsonschema
@@ -151,6 +162,10 @@ class Preset:
     cfg: dict[str, Any]
     source: str = "<preset>"
     _runs: dict[str, RunPlan] = field(default_factory=dict, repr=False)
+    # what one planning pass reads and builds once: the YAML files its runs resolve against (the
+    # recipe of every run) and the tables' specs (every figure, notebook and key file reads them)
+    _files: dict[str, dict] = field(default_factory=dict, repr=False)
+    _table_specs: dict[str, dict] = field(default_factory=dict, repr=False)
 
     # -- names and places ------------------------------------------------------------------------
     @property
@@ -244,7 +259,7 @@ class Preset:
             spec = self.cfg["models"][model]
             overrides = self.train_overrides(model)
             try:
-                run = R.resolve(spec["config"], self.cfg["recipe"], overrides)
+                run = R.resolve(spec["config"], self.cfg["recipe"], overrides, load=self._load_yaml)
             except ConfigError as exc:
                 raise ConfigError(f"{self.source}: models/{model}: {exc}") from None
             checkpoint = spec.get("checkpoint")
@@ -254,6 +269,12 @@ class Preset:
                                         recipe=self.cfg["recipe"], overrides=tuple(overrides),
                                         checkpoint=checkpoint)
         return self._runs[model]
+
+    def _load_yaml(self, path: str | Path) -> dict[str, Any]:
+        """``load_yaml`` of a file, read once per Preset (a copy: resolving a run edits it)."""
+        if str(path) not in self._files:
+            self._files[str(path)] = load_yaml(path)
+        return copy.deepcopy(self._files[str(path)])
 
     def key_of(self, name: str) -> str:
         """Run key of a model, or an ensemble's key (a hash of its members' run keys)."""
@@ -284,12 +305,15 @@ class Preset:
 
     def table_spec(self, table: str) -> dict[str, Any]:
         """Everything ``msdnet collect`` needs to build a table, and all a table depends on."""
-        fig, spec = TABLES[table]
-        sources: dict[str, dict[str, str]] = {}
-        for name, seed in self.table_sources(table):
-            sources.setdefault(name, {})[str(seed)] = str(self.predictions_dir(name, seed))
-        return {"table": table, "figure": fig.id, "section": spec.section_of(self.figures[fig.id]),
-                "sources": sources}
+        if table not in self._table_specs:
+            fig, spec = TABLES[table]
+            sources: dict[str, dict[str, str]] = {}
+            for name, seed in self.table_sources(table):
+                sources.setdefault(name, {})[str(seed)] = str(self.predictions_dir(name, seed))
+            self._table_specs[table] = {"table": table, "figure": fig.id,
+                                        "section": spec.section_of(self.figures[fig.id]),
+                                        "sources": sources}
+        return copy.deepcopy(self._table_specs[table])
 
     def figure_spec(self, figure: str) -> dict[str, Any]:
         """What a figure depends on besides its tables' files: their specs and the paper's points."""
