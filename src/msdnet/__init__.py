@@ -1,4 +1,22 @@
-"""MSDNet: a reference reproduction of Multi-Scale Dense Networks (Huang et al., ICLR 2018)."""
+"""MSDNet: a reference reproduction of Multi-Scale Dense Networks (Huang et al., ICLR 2018).
+
+One subpackage per layer; a module imports its own layer and the layers below it only
+(``tests/test_layers.py``):
+
+    core        errors, io, config (typed config parsing), kernels (the CPU kernel pin)
+    models      the networks, their torch-free configs (models.configs), cost (MAC counting)
+    data        the data sets (data.config: the torch-free DataConfig)
+    training    config (torch-free run config), checkpoint, train (the trainer), precision,
+                distributed, gpu_slots
+    inference   predictions (the file format), scores, predict, early_exit, fast_exit, authors
+    evaluation  analysis/*, tables, images (test images), notebooks (the notebooks' helpers)
+    figures     one module per figure; registry (torch- and matplotlib-free)
+    planning    runs (run keys), workflow (the job planner), notebooks, cluster: torch-free
+    commands    the ``msdnet`` subcommands (``cli`` dispatches them)
+
+``models`` and ``data`` sit side by side (neither imports the other). ``import msdnet`` and
+``msdnet --help`` import no torch.
+"""
 
 __version__ = "0.1.0"
 __all__ = ["load_model"]
