@@ -148,6 +148,21 @@ def test_no_import_cycle_between_modules():
                                                    MODULES["msdnet.training.gpu_slots"])
 
 
+def test_the_workflow_and_the_notebooks_import_no_command():
+    """The Snakefile's rules and the notebooks use the library (planning, evaluation), never a
+    CLI command's module."""
+    import re
+
+    files = sorted((REPO / "workflow").rglob("*.smk")) + [REPO / "workflow" / "Snakefile", REPO / "Snakefile"]
+    files += sorted((REPO / "notebooks").glob("*.py"))
+    found = [(f.relative_to(REPO).as_posix(), m) for f in files if f.is_file()
+             for m in re.findall(r"^\s*(?:from|import)\s+(msdnet[\w.]*)", f.read_text(encoding="utf-8"), re.M)]
+    assert found, "no msdnet import found in the workflow or the notebooks"
+    assert not [f"{f}: {m}" for f, m in found if m.startswith("msdnet.commands")]
+    smk = {m for f, m in found if not f.startswith("notebooks/")}
+    assert all(_layer(m) in ("core", "figures", "planning") for m in smk), smk
+
+
 # -- the planning layer is torch-free ---------------------------------------------------------------
 
 def _run_fresh(code: str) -> dict:
