@@ -24,7 +24,8 @@ __all__ = ["CONFIGS", "BaselineConfig", "DenseNetConfig", "FractalNetConfig", "M
 
 
 def exit_boundaries(exits: list[int], exit_locations: list[float], num_units: int) -> list[int]:
-    """The unit indices (1-based) after which an intermediate classifier sits (see module doc)."""
+    """The unit indices (1-based) after which an intermediate classifier sits (see
+    :mod:`msdnet.models._layers`)."""
     if exits:
         return list(exits)
     out = [min(max(math.floor(r * num_units + 0.5), 1), num_units - 1) for r in exit_locations]

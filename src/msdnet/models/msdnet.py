@@ -1,7 +1,8 @@
 """MSDNet: Multi-Scale Dense Networks (Huang et al., ICLR 2018), faithful to the authors' code.
 
-Reads top to bottom: config, small conv helpers, the layer types (first layer, MSDN layer,
-transition), the classifier head, the network, the builder. The paper (Sec. 4) is the reference; the
+Reads top to bottom (the config, ``MSDNetConfig``, is in :mod:`msdnet.models.configs`): small
+conv helpers, the layer types (first layer, MSDN layer, transition), the classifier head, the
+network, the builder. The paper (Sec. 4) is the reference; the
 structure (and so every MAC) follows the authors' PyTorch port (kalviny/MSDNet-PyTorch), which
 produced the published models, with two documented exceptions:
 
