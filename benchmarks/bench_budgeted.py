@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from msdnet.analysis.budgeted import BudgetedEvaluator
-from msdnet.analysis.synthetic import make_predictions
+from msdnet.evaluation.analysis.budgeted import BudgetedEvaluator
+from msdnet.evaluation.analysis.synthetic import make_predictions
 
 
 def main() -> None:

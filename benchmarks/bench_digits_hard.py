@@ -89,7 +89,7 @@ def data_table(image_size: int, max_iter: int) -> None:
 
 
 def _model_config(name: str, image_size: int) -> dict:
-    from msdnet.config import load_yaml
+    from msdnet.core.config import load_yaml
 
     model = load_yaml(REPO / "config" / "models" / f"{name}-digits.yaml")
     model["input_size"] = [3, image_size, image_size]
@@ -98,16 +98,16 @@ def _model_config(name: str, image_size: int) -> dict:
 
 def _test_accuracy(run_dir: Path, run, model) -> list[float]:
     from msdnet.data import iterate_batches, load_data
-    from msdnet.train import evaluate, load_checkpoint, load_weights
+    from msdnet.training.train import evaluate, load_checkpoint, load_weights
 
     load_weights(model, load_checkpoint(run_dir / "checkpoint.pt")["model"], run_dir / "checkpoint.pt")
     return evaluate(model, iterate_batches(load_data(run.data), "test", 256))
 
 
 def train_table(args) -> None:
-    from msdnet.config import load_yaml
+    from msdnet.core.config import load_yaml
     from msdnet.models import build
-    from msdnet.train import make_run_config, train
+    from msdnet.training.train import make_run_config, train
 
     torch.set_num_threads(1)
     recipe = load_yaml(REPO / "config" / "recipes" / "digits-hard.yaml")
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.image_size is None:
-        from msdnet.config import load_yaml
+        from msdnet.core.config import load_yaml
         args.image_size = load_yaml(REPO / "config" / "recipes" / "digits-hard.yaml")["data"]["image_size"]
     if not args.no_data:
         data_table(args.image_size, args.max_iter)

@@ -55,14 +55,14 @@ import numpy as np
 import torch
 
 from machine_info import cpu_model
-from msdnet.analysis.budgeted import assign_exits, exit_distribution, find_thresholds
-from msdnet.analysis.common import confidence_rows
-from msdnet.cost import count_costs
-from msdnet.fast_exit import ExitEngine
-from msdnet.inference import run_early_exit, time_full_evaluation
+from msdnet.evaluation.analysis.budgeted import assign_exits, exit_distribution, find_thresholds
+from msdnet.evaluation.analysis.common import confidence_rows
+from msdnet.models.cost import count_costs
+from msdnet.inference.fast_exit import ExitEngine
+from msdnet.inference.early_exit import run_early_exit, time_full_evaluation
 from msdnet.models import build, build_from_file
-from msdnet.predict import collect_logits
-from msdnet.train import load_checkpoint, resolve_device
+from msdnet.inference.predict import collect_logits
+from msdnet.training.train import load_checkpoint, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "models" / "msdnet-anytime-cifar100.yaml"

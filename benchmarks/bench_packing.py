@@ -52,8 +52,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from bench_train import MODELS, Paths, synchronize, synthetic, variants
-    from msdnet.config import load_yaml
-    from msdnet.train import resolve_device
+    from msdnet.core.config import load_yaml
+    from msdnet.training.train import resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -180,7 +180,7 @@ def markdown(rows: list[dict], header: str) -> str:
 
 
 def write(rows: list[dict], header: str, out: Path, stem: str) -> str:
-    from msdnet.io import write_text_atomic
+    from msdnet.core.io import write_text_atomic
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
@@ -221,8 +221,8 @@ def main() -> None:
     import torch
 
     from bench_train import machine, variants
-    from msdnet.io import code_version
-    from msdnet.train import resolve_device
+    from msdnet.core.io import code_version
+    from msdnet.training.train import resolve_device
 
     signal.signal(signal.SIGTERM, _stop)           # `timeout`: still stop the MPS daemon and workers
     device = resolve_device(args.device)

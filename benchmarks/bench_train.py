@@ -15,16 +15,16 @@ machine can only slow a measurement down) and their ratio.
   to the device, a float32 NCHW eager model, the loss read back (``.item()``) every step.
 * fast: what ``msdnet train`` runs. The images live on the device, normalised once, and
   batches are views of on-device gathers that crop and flip (``msdnet.data.iterate_batches``);
-  precision and memory format from ``msdnet.precision.decide`` (CUDA: bf16 autocast +
+  precision and memory format from ``msdnet.training.precision.decide`` (CUDA: bf16 autocast +
   channels_last; CPU: float32 + channels_last, measured fastest there);
-  ``msdnet.train.train_step``, which reads nothing back per step. Variants (``--variants``;
+  ``msdnet.training.train.train_step``, which reads nothing back per step. Variants (``--variants``;
   default: all three on CUDA, ``fast`` alone on a CPU): ``fast`` (eager), ``fast_compile``
   (``train.compile: true``: the step's forward, losses and backward compiled) and
   ``fast_graphs`` (``train.compile_mode: reduce-overhead``: the compiled step replayed as
   CUDA graphs). A compiled variant's first call (compilation) is reported as ``compile_s``
   and is not in its rate.
 * eval: every exit's predictions under no_grad (plain: CPU batches copied over, float32;
-  fast: ``msdnet.train.evaluate`` on device batches with the policy).
+  fast: ``msdnet.training.train.evaluate`` on device batches with the policy).
 
 Timing: ``--warmup`` steps, then ``--steps`` steps between CUDA events (or the wall clock on a
 CPU) after a synchronize. Batch sizes are the recipes' (CIFAR 64, ImageNet 256; eval 256);
@@ -69,12 +69,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from machine_info import cpu_model
-from msdnet.config import load_yaml
+from msdnet.core.config import load_yaml
 from msdnet.data import DataBundle, DataConfig, augment_batch, iterate_batches, load_data, normalize
-from msdnet.io import code_version, write_text_atomic
+from msdnet.core.io import code_version, write_text_atomic
 from msdnet.models import build
-from msdnet.precision import decide, maybe_compile, prepare_model
-from msdnet.train import Objective, TrainConfig, evaluate, resolve_device, train_step
+from msdnet.training.precision import decide, maybe_compile, prepare_model
+from msdnet.training.train import Objective, TrainConfig, evaluate, resolve_device, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "config" / "models"
@@ -282,7 +282,7 @@ def measure(name: str, args: argparse.Namespace, device: torch.device, root: str
 
 def preset_runs(name: str) -> list[tuple[str, str, int]]:
     """(run name, model config stem, epochs) of every training run of ``config/<name>.yaml``."""
-    from msdnet.workflow import Preset, validate_preset    # needs jsonschema; only here
+    from msdnet.planning.workflow import Preset, validate_preset    # needs jsonschema; only here
 
     preset = Preset(validate_preset(load_yaml(REPO / "config" / f"{name}.yaml"), f"config/{name}.yaml"))
     recipe_epochs = int((load_yaml(REPO / preset.cfg["recipe"]).get("train") or {}).get("epochs", 300))

@@ -11,7 +11,7 @@ grid. The test split is never read.
     python benchmarks/convergence.py --out docs/convergence.csv        # 2 jobs at a time
 
 Each job is `msdnet train` with one thread (as in the workflow), so the numbers are the
-pinned-kernel numbers (msdnet.kernels) every machine gets.
+pinned-kernel numbers (msdnet.core.kernels) every machine gets.
 """
 
 from __future__ import annotations

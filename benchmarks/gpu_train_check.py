@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from msdnet.config import load_yaml
-from msdnet.train import make_run_config, train
+from msdnet.core.config import load_yaml
+from msdnet.training.train import make_run_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = {

@@ -59,12 +59,12 @@ import pandas as pd
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
-from msdnet.analysis.budgeted import BudgetedEvaluator, assign_exits
-from msdnet.analysis.common import exit_scores
-from msdnet.commands.notebook import find_data_summary, find_predictions, load_test_split, locate, read_data_config
-from msdnet.errors import MsdnetError
+from msdnet.evaluation.analysis.budgeted import BudgetedEvaluator, assign_exits
+from msdnet.evaluation.analysis.common import exit_scores
+from msdnet.evaluation.notebooks import find_data_summary, find_predictions, load_test_split, locate, read_data_config
+from msdnet.core.errors import MsdnetError
 from msdnet.figures import style
-from msdnet.tables import Sources
+from msdnet.evaluation.tables import Sources
 
 pd.set_option("display.precision", 2)
 WHERE = locate(results_dir, repo_dir, None, preset)
@@ -121,7 +121,7 @@ if EV is not None:
 
 # %%
 import msdnet
-from msdnet.cost import count_costs
+from msdnet.models.cost import count_costs
 
 CHECKPOINT = (Path(RESULTS) / "runs" / model / Path(PRED_DIR).parent.name / f"seed{seed}" / "model.pt"
               if PRED_DIR is not None else None)

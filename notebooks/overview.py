@@ -40,8 +40,8 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from msdnet import figures as F
-from msdnet.commands.notebook import find_data_summary, load_test_split, locate, read_data_config
-from msdnet.errors import MsdnetError
+from msdnet.evaluation.notebooks import find_data_summary, load_test_split, locate, read_data_config
+from msdnet.core.errors import MsdnetError
 from msdnet.figures import summary
 
 pd.set_option("display.precision", 2)

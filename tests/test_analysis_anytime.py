@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msdnet.analysis.anytime import anytime_table
+from msdnet.evaluation.analysis.anytime import anytime_table
 from msdnet.cli import main
-from msdnet.predictions import Predictions, save
+from msdnet.inference.predictions import Predictions, save
 
 
 def hand_preds(with_params=True):

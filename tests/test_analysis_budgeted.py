@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msdnet.analysis.budgeted import (BudgetedEvaluator, BudgetedPoint, assign_exits,
+from msdnet.evaluation.analysis.budgeted import (BudgetedEvaluator, BudgetedPoint, assign_exits,
                                       budgeted_exit_table, budgeted_table, envelope,
                                       exit_counts, exit_distribution, find_thresholds, sweep_ps)
-from msdnet.analysis.common import exit_scores
-from msdnet.analysis.synthetic import from_confidences, make_predictions
+from msdnet.evaluation.analysis.common import exit_scores
+from msdnet.evaluation.analysis.synthetic import from_confidences, make_predictions
 from msdnet.cli import main
-from msdnet.errors import DataError
-from msdnet.predictions import Predictions, save
+from msdnet.core.errors import DataError
+from msdnet.inference.predictions import Predictions, save
 
 MACS = [10.0, 20.0, 40.0]
 

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msdnet.analysis.easy_hard import easy_hard_from_budget, easy_hard_table
-from msdnet.analysis.synthetic import from_confidences
+from msdnet.evaluation.analysis.easy_hard import easy_hard_from_budget, easy_hard_table
+from msdnet.evaluation.analysis.synthetic import from_confidences
 from msdnet.cli import main
-from msdnet.errors import DataError
-from msdnet.predictions import save
+from msdnet.core.errors import DataError
+from msdnet.inference.predictions import save
 
 CONF1 = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
 CORRECT = [[1, 1, 0, 1, 0, 0],

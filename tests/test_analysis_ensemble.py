@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from msdnet.analysis.common import softmax
-from msdnet.analysis.ensemble import build_ensemble
-from msdnet.analysis.synthetic import make_predictions
+from msdnet.evaluation.analysis.common import softmax
+from msdnet.evaluation.analysis.ensemble import build_ensemble
+from msdnet.evaluation.analysis.synthetic import make_predictions
 from msdnet.cli import main
-from msdnet.errors import DataError
-from msdnet.predictions import load, save
+from msdnet.core.errors import DataError
+from msdnet.inference.predictions import load, save
 
 
 def members(seed=0, n=30, c=6, costs=(300.0, 100.0, 200.0), labels=None, split="test"):

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msdnet.analysis.staircase import baseline_row, run_row, staircase_table
-from msdnet.analysis.synthetic import from_confidences
+from msdnet.evaluation.analysis.staircase import baseline_row, run_row, staircase_table
+from msdnet.evaluation.analysis.synthetic import from_confidences
 from msdnet.cli import main
-from msdnet.errors import DataError
-from msdnet.predictions import save
+from msdnet.core.errors import DataError
+from msdnet.inference.predictions import save
 
 RUNS = pd.DataFrame([
     # family, seed, location, intermediate, final

@@ -14,9 +14,9 @@ import torch
 import yaml
 
 from msdnet.cli import main
-from msdnet.io import atomic_path, sha256_file, write_text_atomic
-from msdnet.predictions import load
-from msdnet.train import load_checkpoint
+from msdnet.core.io import atomic_path, sha256_file, write_text_atomic
+from msdnet.inference.predictions import load
+from msdnet.training.train import load_checkpoint
 
 from conftest import TINY_MSDNET, tiny_recipe
 

@@ -4,7 +4,7 @@ and `msdnet.load_model`.
 The tests write checkpoints in the authors' layout themselves: `authors_keys` lists every key and
 shape their `MSDNet` module would have, following the structure of their `models/msdnet.py`
 (its blocks, layers, transitions and classifiers) independently of our name mapping
-(`msdnet.authors.authors_key_map`). Their state_dict and ours list the same tensors in the same
+(`msdnet.inference.authors.authors_key_map`). Their state_dict and ours list the same tensors in the same
 order, so a network of ours exported by position is what their code would have saved.
 """
 
@@ -20,12 +20,13 @@ import pytest
 import torch
 
 import msdnet
-from msdnet.authors import convert_state_dict, import_key
+from msdnet.inference.authors import convert_state_dict
+from msdnet.planning.runs import import_key
 from msdnet.cli import main
-from msdnet.config import load_yaml
-from msdnet.errors import MsdnetError
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import MsdnetError
 from msdnet.models import build
-from msdnet.train import final_artifact
+from msdnet.training.train import final_artifact
 
 from conftest import REPO
 
@@ -282,7 +283,7 @@ def test_an_authors_file_given_to_load_model_says_import_it(budgeted_src, tmp_pa
 
 
 def test_with_a_recipe_the_artifact_records_the_data_and_checks_the_planned_key(budgeted_src, tmp_path, capsys):
-    from msdnet.runs import resolve
+    from msdnet.planning.runs import resolve
 
     cfg, ckpt = budgeted_src
     src = tmp_path / "theirs.pth"
@@ -305,7 +306,7 @@ def test_with_a_recipe_the_artifact_records_the_data_and_checks_the_planned_key(
 
 def test_load_model_reads_a_trained_checkpoint_and_its_final_artifact(tmp_path):
     from conftest import TINY_MSDNET, tiny_recipe
-    from msdnet.train import make_run_config, train
+    from msdnet.training.train import make_run_config, train
 
     run = make_run_config(TINY_MSDNET, tiny_recipe(tmp_path / "data", epochs=1))
     train(run, tmp_path / "run", log=lambda *_: None, final=tmp_path / "final.pt")
@@ -347,7 +348,7 @@ def test_authors_split_holds_out_the_last_entries_of_their_permutation(tmp_path)
     (argparse.Namespace(x=1), "weights_only")])
 def test_a_wrong_indices_file_is_one_line(tmp_path, content, match):
     from msdnet.data.splits import authors_split
-    from msdnet.errors import DataError
+    from msdnet.core.errors import DataError
 
     torch.save(content, tmp_path / "index.pth")
     with pytest.raises(DataError, match=match) as exc:
@@ -358,7 +359,7 @@ def test_a_wrong_indices_file_is_one_line(tmp_path, content, match):
 def test_cifar_with_holdout_indices_holds_out_their_images(tmp_path):
     from test_data import _write_cifar
 
-    from msdnet.config import from_dict
+    from msdnet.core.config import from_dict
     from msdnet.data import DataConfig, load_data
 
     _write_cifar(tmp_path / "data", "cifar100", per_batch=100)
@@ -394,9 +395,9 @@ def test_imagenet_with_holdout_indices_holds_out_their_images(tmp_path):
 
 
 def test_holdout_indices_is_only_for_the_authors_data_sets():
-    from msdnet.config import from_dict
+    from msdnet.core.config import from_dict
     from msdnet.data import DataConfig
-    from msdnet.errors import ConfigError
+    from msdnet.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="holdout_indices"):
         from_dict(DataConfig, {"name": "digits", "holdout_indices": "index.pth"})
@@ -418,8 +419,8 @@ TRAIN_KEYS_BEFORE = {"epochs", "batch_size", "lr", "momentum", "nesterov", "weig
 
 @pytest.mark.parametrize("preset", ["tiny.yaml", "paper-cifar100.yaml", "paper-imagenet.yaml"])
 def test_new_keys_at_their_default_change_no_run_key(preset, monkeypatch):
-    from msdnet.runs import resolve, run_identity
-    from msdnet.workflow import Preset, validate_preset
+    from msdnet.planning.runs import resolve, run_identity
+    from msdnet.planning.workflow import Preset, validate_preset
 
     monkeypatch.chdir(REPO)
     p = Preset(validate_preset(load_yaml(REPO / "config" / preset), preset), preset)
@@ -435,7 +436,7 @@ def test_an_imported_model_predicts_on_the_authors_held_out_images(budgeted_src,
     predict_model jobs run for a preset model with `checkpoint:`."""
     from test_data import _write_cifar
 
-    from msdnet.predictions import load
+    from msdnet.inference.predictions import load
 
     cfg, ckpt = budgeted_src
     _write_cifar(tmp_path / "data", "cifar100", per_batch=100, n_test=12)

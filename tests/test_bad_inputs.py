@@ -12,12 +12,12 @@ import pytest
 import torch
 import yaml
 
-from msdnet.analysis.budgeted import BudgetedEvaluator
-from msdnet.analysis.synthetic import make_predictions
+from msdnet.evaluation.analysis.budgeted import BudgetedEvaluator
+from msdnet.evaluation.analysis.synthetic import make_predictions
 from msdnet.cli import main
-from msdnet.errors import DataError
-from msdnet.predictions import Predictions, load, save
-from msdnet.train import load_checkpoint, make_run_config, train
+from msdnet.core.errors import DataError
+from msdnet.inference.predictions import Predictions, load, save
+from msdnet.training.train import load_checkpoint, make_run_config, train
 
 from conftest import TINY_MSDNET, tiny_recipe
 

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msdnet.config import load_yaml
-from msdnet.errors import ConfigError
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import ConfigError
 from msdnet.models import build, build_from_file, families, parse
 
 BASELINE_ARCHS = {"resnet", "wide_resnet", "densenet", "fractalnet", "torchvision"}
@@ -126,8 +126,8 @@ def test_fractalnet_parameter_count_is_the_layouts():
 
 
 def test_costs_match_the_paper():
-    pytest.importorskip("msdnet.cost")
-    from msdnet.cost import count_costs
+    pytest.importorskip("msdnet.models.cost")
+    from msdnet.models.cost import count_costs
 
     def macs(name: str) -> list[float]:
         return [c.macs / 1e6 for c in count_costs(build_from_file(CONFIG_DIR / name))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from msdnet.cli import main
-from msdnet.cluster import Plugin, missing_message, profile_dir, required_plugins
+from msdnet.planning.cluster import Plugin, missing_message, profile_dir, required_plugins
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from msdnet.cli import main
-from msdnet.cost import count_costs
+from msdnet.models.cost import count_costs
 from msdnet.models import SegmentedMultiExit, build
 
 from conftest import REPO

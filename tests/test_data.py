@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from msdnet.config import from_dict
+from msdnet.core.config import from_dict
 from msdnet.data import (
     ArraySplit, DataBundle, DataConfig, augment_batch, iterate_batches, load_data, normalize,
     split_sizes,
 )
-from msdnet.errors import ConfigError, DataError
+from msdnet.core.errors import ConfigError, DataError
 
 
 @pytest.fixture(autouse=True)

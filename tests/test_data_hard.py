@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from msdnet.config import from_dict, load_yaml
+from msdnet.core.config import from_dict, load_yaml
 from msdnet.data import DataConfig, load_data, split_sizes
 from msdnet.data import digits_hard as dh
-from msdnet.errors import ConfigError, DataError
+from msdnet.core.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 

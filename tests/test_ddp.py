@@ -2,7 +2,7 @@
 
 Two processes with the global batch split between them must end with the weights a single
 process gets from the same global batches. BatchNorm statistics are synchronised
-(msdnet.distributed.AllReduceBatchNorm2d on CPU), so this holds with BatchNorm in training
+(msdnet.training.distributed.AllReduceBatchNorm2d on CPU), so this holds with BatchNorm in training
 mode; without the synchronisation the weights differ by ~0.3 after six steps.
 Tolerance 1e-5: float32 sums taken in another order (gradients averaged across ranks, BN
 statistics from partial sums) differ by a few ulps; measured max differences 5e-7 (one step)
@@ -22,8 +22,8 @@ import torch
 import yaml
 
 from msdnet.data import DataConfig, iterate_batches, load_data
-from msdnet.distributed import AllReduceBatchNorm2d, Context, rank_batches, shard_bounds
-from msdnet.train import load_checkpoint, make_run_config, train
+from msdnet.training.distributed import AllReduceBatchNorm2d, Context, rank_batches, shard_bounds
+from msdnet.training.train import load_checkpoint, make_run_config, train
 
 from conftest import TINY_MSDNET
 

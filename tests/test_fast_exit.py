@@ -1,4 +1,4 @@
-"""The fast early-exit engine (msdnet.fast_exit): buckets, compaction, device confidences, and the
+"""The fast early-exit engine (msdnet.inference.fast_exit): buckets, compaction, device confidences, and the
 engine (eager on the CPU; CUDA graphs on a GPU) against the reference path (run_early_exit) and
 the simulation on recorded logits, image by image, with test_inference.py's tolerance rule.
 
@@ -13,15 +13,15 @@ import pytest
 import torch
 from torch import nn
 
-from msdnet.analysis.budgeted import exit_distribution, find_thresholds
-from msdnet.analysis.common import CONFIDENCES, confidence_rows, exit_scores
-from msdnet.config import load_yaml
+from msdnet.evaluation.analysis.budgeted import exit_distribution, find_thresholds
+from msdnet.evaluation.analysis.common import CONFIDENCES, confidence_rows, exit_scores
+from msdnet.core.config import load_yaml
 from msdnet.data import DataConfig, iterate_batches, load_data
-from msdnet.fast_exit import (ExitEngine, bucket_sizes, compact, device_confidence, pick_bucket,
+from msdnet.inference.fast_exit import (ExitEngine, bucket_sizes, compact, device_confidence, pick_bucket,
                               run_fast_exit)
-from msdnet.inference import InferenceError, run_early_exit
+from msdnet.inference.early_exit import InferenceError, run_early_exit
 from msdnet.models import SegmentedMultiExit, build
-from msdnet.predict import collect_logits
+from msdnet.inference.predict import collect_logits
 
 from conftest import REPO
 from test_inference import TINY3, _near, _preds, _quantile_thresholds, _random_msdnet, _simulate
@@ -268,7 +268,7 @@ def test_host_decision_overrides_a_wrong_device_decision(monkeypatch, shift):
     """A device confidence off by 1e-13 (more than float64 rounding could do) near theta flips the
     device's decision: the host redoes the decision, the record and the compaction, and the
     result equals the reference's."""
-    import msdnet.fast_exit as fx
+    import msdnet.inference.fast_exit as fx
     model = _random_msdnet(TINY3, seed=6)
     gen = torch.Generator().manual_seed(11)
     x = torch.randn(30, 3, 16, 16, generator=gen)

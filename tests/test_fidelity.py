@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from msdnet.config import from_dict, load_yaml
+from msdnet.core.config import from_dict, load_yaml
 from msdnet.data import DataConfig, iterate_batches, load_data, normalize
-from msdnet.errors import ConfigError
+from msdnet.core.errors import ConfigError
 from msdnet.models import build
-from msdnet.runs import resolve, run_key
-from msdnet.train import TrainConfig, make_optimizer, maybe_sync_batchnorm
+from msdnet.planning.runs import resolve, run_key
+from msdnet.training.train import TrainConfig, make_optimizer, maybe_sync_batchnorm
 
 from conftest import REPO, TINY_MSDNET
 from test_data import _write_cifar
@@ -150,8 +150,8 @@ def test_init_pytorch_keeps_pytorch_defaults():
 # -- budgeted costs -------------------------------------------------------------------------------
 
 def test_budgeted_costs_full_reaches_the_budgeted_table(tmp_path):
-    from msdnet.predictions import Predictions, save
-    from msdnet.tables import Sources, budgeted_rows
+    from msdnet.inference.predictions import Predictions, save
+    from msdnet.evaluation.tables import Sources, budgeted_rows
 
     rng = np.random.default_rng(0)
     for split in ("val", "test"):
@@ -168,7 +168,7 @@ def test_budgeted_costs_full_reaches_the_budgeted_table(tmp_path):
     # the same exits taken (thresholds fit shares of images), paid at the full costs
     assert list(full["accuracy"]) == list(lazy["accuracy"]) and len(full) == len(lazy) > 1
     assert (full["avg_macs"].to_numpy() > lazy["avg_macs"].to_numpy()).all()
-    from msdnet.workflow import validate_preset
+    from msdnet.planning.workflow import validate_preset
 
     cfg = load_yaml(REPO / "config" / "tiny.yaml")
     cfg["figures"]["budgeted"]["costs"] = "full"
@@ -178,7 +178,7 @@ def test_budgeted_costs_full_reaches_the_budgeted_table(tmp_path):
 # -- GPU numerics ---------------------------------------------------------------------------------
 
 def test_fp32_and_no_compile_reach_the_precision_policy(monkeypatch):
-    from msdnet.precision import decide
+    from msdnet.training.precision import decide
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -191,7 +191,7 @@ def test_fp32_and_no_compile_reach_the_precision_policy(monkeypatch):
 # -- BatchNorm under several GPUs -----------------------------------------------------------------
 
 def test_sync_batchnorm_off_keeps_per_process_statistics():
-    from msdnet.distributed import AllReduceBatchNorm2d, Context
+    from msdnet.training.distributed import AllReduceBatchNorm2d, Context
 
     two = Context(rank=0, world_size=2)
     per_gpu = build(TINY_MSDNET)
@@ -206,7 +206,7 @@ def test_sync_batchnorm_off_keeps_per_process_statistics():
 
 
 def test_the_new_keys_at_their_default_are_not_hashed_and_set_they_are():
-    from msdnet.config import compact_dict
+    from msdnet.core.config import compact_dict
 
     assert not {"holdout_indices", "mean", "std", "augment_holdout"} & set(compact_dict(DataConfig(name="cifar10")))
     assert "sync_batchnorm" not in compact_dict(TrainConfig())

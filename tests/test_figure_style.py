@@ -16,14 +16,15 @@ from matplotlib.collections import PolyCollection
 from matplotlib.container import ErrorbarContainer
 
 from msdnet.cli import main
-from msdnet.config import load_yaml
-from msdnet.errors import DataError
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import DataError
 from msdnet.figures import (FIGURES, anytime_figure, budgeted_figure, densenet_star_figure,
                             easy_hard_figure, load_reference, reduction_lazy_figure,
                             staircase_figure, style)
 from msdnet.figures.common import outlier_cut, select_reference
-from msdnet.figures.easy_hard import add_fallback_hard, load_test_images
-from msdnet.predictions import Predictions
+from msdnet.evaluation.images import load_test_images
+from msdnet.figures.easy_hard import add_fallback_hard
+from msdnet.inference.predictions import Predictions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_figures import (ABLATION_MODELS, REDUCTION_MODELS, anytime_table,  # noqa: E402
@@ -390,7 +391,7 @@ def preds_for_easy_hard():
 
 
 def test_easy_hard_rows_are_filled_and_the_title_says_how():
-    from msdnet.analysis.easy_hard import easy_hard_table
+    from msdnet.evaluation.analysis.easy_hard import easy_hard_table
 
     preds = preds_for_easy_hard()
     table = easy_hard_table(preds, per_class=2)

@@ -13,7 +13,7 @@ import pytest
 
 from msdnet.cli import main
 from msdnet.commands import figure as figure_command
-from msdnet.errors import DataError
+from msdnet.core.errors import DataError
 from msdnet.figures import (FIGURE_IDS, ablation_figure, anytime_figure, budgeted_figure,
                             densenet_star_figure, easy_hard_figure, load_reference,
                             reduction_lazy_figure, staircase_figure, style)
@@ -61,7 +61,7 @@ def budgeted_table(models=("MSDNet", "ResNet^MC"), seeds=(0, 1), singles=(("ResN
 
 
 def staircase_table():
-    from msdnet.analysis.staircase import staircase_table as make
+    from msdnet.evaluation.analysis.staircase import staircase_table as make
     runs, base = [], []
     for fam, off in (("resnet", 0.0), ("densenet", 2.0), ("msdnet", 5.0)):
         for seed in (0, 1):

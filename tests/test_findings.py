@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from msdnet.analysis.findings import (ablation_order, all_findings, anytime_low_budget, dynamic_vs_single,
+from msdnet.evaluation.analysis.findings import (ablation_order, all_findings, anytime_low_budget, dynamic_vs_single,
                                       markdown, reduction_lazy_savings, staircase_final)
 from msdnet.cli import main
 

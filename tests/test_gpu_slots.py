@@ -1,5 +1,5 @@
 """Several trainings per card (preset key ``gpu_slots``) and one card per job on a node with
-several GPUs (:mod:`msdnet.gpu_slots`), without a GPU: fake device counts, the real flock
+several GPUs (:mod:`msdnet.training.gpu_slots`), without a GPU: fake device counts, the real flock
 protocol, the real Snakemake scheduler on sleeping jobs."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from msdnet import gpu_slots as G
-from msdnet.config import load_yaml
-from msdnet.errors import ConfigError
-from msdnet.workflow import Preset, gpu_resources, gpu_slot_limit, validate_preset
+from msdnet.training import gpu_slots as G
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import ConfigError
+from msdnet.planning.workflow import Preset, gpu_resources, gpu_slot_limit, validate_preset
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -71,7 +71,7 @@ def test_claims_spread_over_cards_then_stack_and_free_on_release(tmp_path):
 
 
 def test_another_process_claim_counts_and_goes_with_the_process(tmp_path):
-    code = ("import sys; from msdnet import gpu_slots as G; c = G.claim(2, visible='', directory=sys.argv[1]);"
+    code = ("import sys; from msdnet.training import gpu_slots as G; c = G.claim(2, visible='', directory=sys.argv[1]);"
             " print(c.index, flush=True); sys.stdin.read()")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,

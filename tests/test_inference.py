@@ -1,4 +1,4 @@
-"""Real early-exit inference (msdnet.inference, msdnet infer): equality with the simulation on
+"""Real early-exit inference (msdnet.inference.early_exit, msdnet infer): equality with the simulation on
 recorded logits, MACs counted for real against sum_k n_k C_k, lazy evaluation, bad input.
 
 Float note: after ``state.select`` (and for lazily computed nodes) kernels run on a smaller batch
@@ -17,17 +17,17 @@ import pytest
 import torch
 from torch import nn
 
-from msdnet.analysis.budgeted import assign_exits, exit_distribution, find_thresholds
-from msdnet.analysis.common import exit_scores
+from msdnet.evaluation.analysis.budgeted import assign_exits, exit_distribution, find_thresholds
+from msdnet.evaluation.analysis.common import exit_scores
 from msdnet.cli import main
-from msdnet.cost import count_costs
+from msdnet.models.cost import count_costs
 from msdnet.data import DataConfig, iterate_batches, load_data
-from msdnet.inference import (InferenceError, normalize_thresholds, run_early_exit,
+from msdnet.inference.early_exit import (InferenceError, normalize_thresholds, run_early_exit,
                               time_full_evaluation)
 from msdnet.models import SegmentedMultiExit, build
-from msdnet.predict import collect_logits, predict_checkpoint
-from msdnet.predictions import Predictions, load, save
-from msdnet.train import make_run_config, train
+from msdnet.inference.predict import collect_logits, predict_checkpoint
+from msdnet.inference.predictions import Predictions, load, save
+from msdnet.training.train import make_run_config, train
 
 from conftest import TINY_MSDNET
 
@@ -292,7 +292,7 @@ def test_cli_budget_and_text(trained, capsys):
 
 
 def test_cli_fast_engine_matches_simulation(trained, tmp_path, capsys):
-    """--engine fast (msdnet.fast_exit, eager on the CPU): the same exits as the simulation."""
+    """--engine fast (msdnet.inference.fast_exit, eager on the CPU): the same exits as the simulation."""
     ckpt, paths = trained
     out = tmp_path / "fast.csv"
     assert main(["infer", str(ckpt), "--val", str(paths["val"]), "--p", "1.0", "--batch-size", "100",

@@ -111,7 +111,7 @@ def _snakemake(tmp_path: Path, args: list[str], puts: list[str] = ()) -> tuple[s
 
 
 def _preset(path: str):
-    from msdnet.workflow import Preset, validate_preset
+    from msdnet.planning.workflow import Preset, validate_preset
 
     return Preset(validate_preset(yaml.safe_load((ROOT / path).read_text()), path), path)
 

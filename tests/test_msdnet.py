@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from msdnet.config import load_yaml
-from msdnet.cost import count_costs
-from msdnet.errors import ConfigError
+from msdnet.core.config import load_yaml
+from msdnet.models.cost import count_costs
+from msdnet.core.errors import ConfigError
 from msdnet.models import build, build_from_file
 from msdnet.models.msdnet import MSDNetConfig, layer_plan
 

@@ -1,6 +1,6 @@
 """The notebooks run from their own folder (results/<preset>/notebooks/), as the workflow executes
 them and `make lab` opens them: a tiny results tree (predictions written with
-msdnet.predictions.save, tables built by the registry's builders, a digits-hard data summary)
+msdnet.inference.predictions.save, tables built by the registry's builders, a digits-hard data summary)
 and both notebooks executed through `msdnet notebook`."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msdnet.commands.notebook import locate, rebase_data, relative_to
+from msdnet.commands.notebook import relative_to
+from msdnet.evaluation.notebooks import locate, rebase_data
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {"overview": REPO / "notebooks" / "overview.py",
@@ -59,14 +60,14 @@ def _logits(labels: np.ndarray, exits: int, classes: int, rng: np.random.Generat
 def tree(tmp_path_factory):
     """A repository-like folder: data/ (digits-hard, small), results/<preset>/{data,predictions,
     tables}/ written as the workflow would (paths in them relative to the folder)."""
-    from msdnet.analysis.common import write_csv
+    from msdnet.evaluation.analysis.common import write_csv
     from msdnet.commands.data import summary
     from msdnet.data import DataConfig, load_data
     from msdnet.figures.registry import FIGURES as SPECS
     from msdnet.figures.registry import resolve
-    from msdnet.io import write_json_atomic
-    from msdnet.predictions import Predictions, save
-    from msdnet.tables import Sources
+    from msdnet.core.io import write_json_atomic
+    from msdnet.inference.predictions import Predictions, save
+    from msdnet.evaluation.tables import Sources
 
     root = tmp_path_factory.mktemp("repo")
     cwd = os.getcwd()
@@ -210,8 +211,8 @@ def test_overview_runs_in_its_folder_with_every_section(tree):
 @pytest.mark.slow
 @pytest.mark.skipif(not _tools(), reason="papermill, jupytext, ipykernel or nbformat missing")
 def test_budget_explorer_runs_in_its_folder(tree):
-    from msdnet.analysis.budgeted import BudgetedEvaluator
-    from msdnet.predictions import load
+    from msdnet.evaluation.analysis.budgeted import BudgetedEvaluator
+    from msdnet.inference.predictions import load
 
     out, nb = _execute(tree, "budget_explorer", "-p", "model", '"msdnet"', "-p", "per_exit", "3")
     outputs, text = _outputs(nb)
@@ -265,9 +266,9 @@ def test_make_lab_opens_the_preset_notebooks_folder():
 @pytest.mark.parametrize("config, model", [("tiny.yaml", "msdnet"), ("config.yaml", "msdnet"),
                                            ("paper-cifar100.yaml", "msdnet-b6")])
 def test_the_workflow_passes_paths_and_the_explorer_model(config, model, monkeypatch):
-    from msdnet.commands.notebook import workflow_plan
-    from msdnet.config import load_yaml
-    from msdnet.workflow import Preset, validate_preset
+    from msdnet.planning.notebooks import workflow_plan
+    from msdnet.core.config import load_yaml
+    from msdnet.planning.workflow import Preset, validate_preset
 
     monkeypatch.chdir(REPO)
     preset = Preset(validate_preset(load_yaml(f"config/{config}"), config), config)

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from msdnet.cli import main
-from msdnet.cost import count_costs
+from msdnet.models.cost import count_costs
 from msdnet.data import DataConfig, iterate_batches, load_data
-from msdnet.io import sha256_file
+from msdnet.core.io import sha256_file
 from msdnet.models import build
-from msdnet.predictions import load
-from msdnet.train import make_run_config, train
+from msdnet.inference.predictions import load
+from msdnet.training.train import make_run_config, train
 
 from conftest import TINY_MSDNET, tiny_recipe
 

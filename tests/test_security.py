@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from msdnet.cli import main
-from msdnet.errors import MsdnetError
-from msdnet.train import load_checkpoint, make_run_config, train
+from msdnet.core.errors import MsdnetError
+from msdnet.training.train import load_checkpoint, make_run_config, train
 
 from conftest import TINY_MSDNET, tiny_recipe
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msdnet.config import load_yaml
-from msdnet.workflow import Preset, validate_preset
+from msdnet.core.config import load_yaml
+from msdnet.planning.workflow import Preset, validate_preset
 from tests.e2e.test_workflow import FIGURES, _copy_repo
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """The fast path: precision decided in one place, and it trains like the plain path.
 
-The GPU's fast path is bf16 autocast + channels_last (msdnet.precision); on a CPU ``auto``
+The GPU's fast path is bf16 autocast + channels_last (msdnet.training.precision); on a CPU ``auto``
 picks float32 + channels_last. The curve test runs both against the plain float32 NCHW path
 (bf16 autocast exists on the CPU too).
 """
@@ -19,10 +19,10 @@ import yaml
 from torch import nn
 
 from msdnet.data import iterate_batches, load_data
-from msdnet.errors import ConfigError
+from msdnet.core.errors import ConfigError
 from msdnet.models import build
-from msdnet.precision import Policy, decide, prepare_model
-from msdnet.train import TrainConfig, load_checkpoint, make_run_config, train, train_step
+from msdnet.training.precision import Policy, decide, prepare_model
+from msdnet.training.train import TrainConfig, load_checkpoint, make_run_config, train, train_step
 
 from conftest import TINY_MSDNET, tiny_recipe
 

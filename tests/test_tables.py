@@ -1,4 +1,4 @@
-"""The row builders behind the figures (msdnet.tables) and their agreement with the commands."""
+"""The row builders behind the figures (msdnet.evaluation.tables) and their agreement with the commands."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from msdnet.analysis.synthetic import make_predictions
+from msdnet.evaluation.analysis.synthetic import make_predictions
 from msdnet.cli import main
-from msdnet.predictions import save
-from msdnet.tables import Sources, anytime_rows, budgeted_rows, dynamic_rows
+from msdnet.inference.predictions import save
+from msdnet.evaluation.tables import Sources, anytime_rows, budgeted_rows, dynamic_rows
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_single_networks_and_anytime_use_full_costs(run_dir):
 
 
 def test_sources_name_a_missing_model():
-    from msdnet.errors import ConfigError
+    from msdnet.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="'nope'"):
         Sources({}).seeds("nope")

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from msdnet.cli import main
-from msdnet.train import TrainConfig, load_checkpoint, lr_at, make_run_config, train
+from msdnet.training.train import TrainConfig, load_checkpoint, lr_at, make_run_config, train
 
 from conftest import TINY_MSDNET, tiny_recipe
 

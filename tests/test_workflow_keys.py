@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from msdnet.cli import main
-from msdnet.config import load_yaml
-from msdnet.errors import ConfigError
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import ConfigError
 from msdnet.figures.registry import FIGURES, TABLES
-from msdnet.workflow import Preset, validate_preset
+from msdnet.planning.workflow import Preset, validate_preset
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -179,7 +179,7 @@ def test_train_refuses_a_data_summary_of_other_data(tmp_path, capsys):
 
 
 def test_key_files_name_their_spec_and_replace_older_keys(tmp_path, capsys):
-    from msdnet.runs import key_path
+    from msdnet.planning.runs import key_path
 
     spec_a, spec_b = {"section": {"A": "m"}}, {"section": {"B": "m"}}
     a, b = key_path(tmp_path, "anytime", spec_a), key_path(tmp_path, "anytime", spec_b)
@@ -210,7 +210,7 @@ def _authors() -> dict:
 
 
 def test_an_imported_model_is_keyed_on_its_checkpoint_path_and_config_not_on_data_location():
-    from msdnet.runs import import_key, resolve
+    from msdnet.planning.runs import import_key, resolve
 
     cfg = _authors()
     p = _plan(cfg)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from msdnet.config import load_yaml
-from msdnet.errors import ConfigError
-from msdnet.workflow import Preset, validate_preset
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import ConfigError
+from msdnet.planning.workflow import Preset, validate_preset
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -12,8 +12,9 @@ import importlib
 import pkgutil
 import sys
 
-from . import __version__, commands, kernels
-from .errors import MsdnetError
+from . import __version__, commands
+from .core import kernels
+from .core.errors import MsdnetError
 
 
 def _command_names() -> dict[str, str]:
@@ -42,7 +43,7 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    kernels.pin()                         # before any command imports torch (msdnet.kernels)
+    kernels.pin()                         # before any command imports torch (msdnet.core.kernels)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser(argv[0] if argv else None).parse_args(argv)
     try:

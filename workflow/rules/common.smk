@@ -1,7 +1,9 @@
-# Helpers shared by the rules. The planning lives in msdnet.workflow (which runs, predictions,
-# tables and figures a preset needs, and the key of each); the figures in msdnet.figures.registry.
+# Helpers shared by the rules. The planning lives in msdnet.planning.workflow (which runs, predictions,
+# tables and figures a preset needs, and the key of each; torch-free, like all of msdnet.planning);
+# the figures in msdnet.figures.registry.
 # Every input is ancient(): a job reruns when its key (in its path) or its params change, never
 # because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
+import functools
 import json
 import re
 import shlex
@@ -10,15 +12,16 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from msdnet.errors import MsdnetError
+from msdnet.core.errors import MsdnetError
 from msdnet.figures.registry import FIGURES, TABLES
-from msdnet.workflow import SPLITS, Preset, validate_preset
+from msdnet.planning.notebooks import workflow_plan
+from msdnet.planning.workflow import SPLITS, plan
 
 min_version("8.0")
 
 SOURCE = (list(workflow.config_settings.configfiles) or ["config/config.yaml"])[0]
 try:
-    PRESET = Preset(validate_preset(config, str(SOURCE)), str(SOURCE))
+    PRESET = plan(config, str(SOURCE))  # validated once, its runs resolved once
 except MsdnetError as exc:
     raise WorkflowError(f"invalid preset: {exc}") from None
 
@@ -32,6 +35,8 @@ LOGS = f"{RESULTS}/logs"
 # Repository files that jobs read (the paper's points, the notebooks) are local(): under a default
 # storage provider (the Kubernetes profile) they come with each job's source archive, not a bucket.
 REFERENCE = "data/paper/reference_points.csv"
+# The notebook rule's inputs and arguments (workflow/rules/notebooks.smk) and its key.
+NOTEBOOKS = workflow_plan(PRESET, REFERENCE)
 
 
 def _alternatives(names):
@@ -120,9 +125,7 @@ def figure_args(wildcards, input):
 
 def key_files():
     """Every key file the preset plans (tables, figures, notebooks)."""
-    from msdnet.commands.notebook import workflow_plan
-
-    extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
+    extra = NOTEBOOKS["explorer_key"]
     return (
         [str(PRESET.table_key(t)) for t in PRESET.tables()]
         + [str(PRESET.figure_key(f)) for f in PRESET.figures]
@@ -130,16 +133,21 @@ def key_files():
     )
 
 
-def planned_key(path):
-    """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
-    from msdnet.commands.notebook import workflow_plan
-
-    extra = workflow_plan(PRESET, REFERENCE)["explorer_key"]
+@functools.cache
+def planned_keys():
+    """Every key file the preset plans (path) with its spec (JSON), computed once."""
+    extra = NOTEBOOKS["explorer_key"]
     keys = {str(PRESET.table_key(t)): PRESET.table_spec(t) for t in PRESET.tables()}
     keys |= {str(PRESET.figure_key(f)): PRESET.figure_spec(f) for f in PRESET.figures}
     keys[str(PRESET.notebook_key(extra))] = PRESET.notebook_spec(extra)
+    return {path: json.dumps(spec, sort_keys=True) for path, spec in keys.items()}
+
+
+def planned_key(path):
+    """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
+    keys = planned_keys()
     if path not in keys:
         raise WorkflowError(
             f"{path}: not a key this preset plans; ask for a planned target (e.g. `figures`)"
         )
-    return json.dumps(keys[path], sort_keys=True)
+    return keys[path]

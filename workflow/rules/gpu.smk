@@ -2,11 +2,11 @@
 # PRESET). gpu_slots 1: each job asks for `gpu: gpu_jobs` cards against `--resources gpu=N`.
 # gpu_slots k > 1: each job asks for one `gpu_slot`, and the limit of gpu_slot is k per card of
 # `--resources gpu=N` (registered here, so the command stays `--resources gpu=N`; an explicit
-# `--resources gpu_slot=M` wins). Which card a job takes is msdnet.gpu_slots' business.
-from msdnet.workflow import gpu_resources, gpu_slot_limit
+# `--resources gpu_slot=M` wins). Which card a job takes is msdnet.training.gpu_slots' business.
+from msdnet.planning.workflow import gpu_resources, gpu_slot_limit
 
 # A cluster executor (SLURM, Kubernetes) sizes each job's own allocation from `gpu`, so there a
-# job always names `gpu` (msdnet.workflow.gpu_resources); a CPU preset names no GPU at all.
+# job always names `gpu` (msdnet.planning.workflow.gpu_resources); a CPU preset names no GPU at all.
 GPU_RESOURCES = gpu_resources(PRESET.cfg, local=workflow.local_exec)
 
 

@@ -5,10 +5,7 @@
 # msdnet notebook runs each one in that folder and passes the paths relative to it (--path), so
 # an executed notebook re-runs as it is when opened there; each .ipynb is paired with a jupytext
 # .py beside it (formats ipynb,py:percent; `jupytext --sync` keeps them in step). Which model the
-# explorer shows and the arguments: msdnet.commands.notebook.workflow_plan.
-from msdnet.commands.notebook import workflow_plan
-
-NOTEBOOKS = workflow_plan(PRESET, REFERENCE)
+# explorer shows and the arguments: msdnet.planning.notebooks.workflow_plan (NOTEBOOKS, common.smk).
 
 
 rule notebook:

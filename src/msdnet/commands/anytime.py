@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.anytime import anytime_table
-from ..analysis.common import dumps, format_table, records, write_csv
-from ..predictions import check_split, load
+from ..evaluation.analysis.anytime import anytime_table
+from ..evaluation.analysis.common import dumps, format_table, records, write_csv
+from ..inference.predictions import check_split, load
 
 HELP = "anytime prediction: accuracy (top-1 %) and cumulative MACs per exit of a predictions file"
 

@@ -1,5 +1,5 @@
 """``msdnet budgeted``: budgeted batch classification with the paper's dynamic-evaluation
-thresholds (``msdnet.analysis.budgeted`` documents the algorithm, the JSON and the tables).
+thresholds (``msdnet.evaluation.analysis.budgeted`` documents the algorithm, the JSON and the tables).
 
 Modes:
   --val VAL --test TEST               the paper's sweep, one point per p = j/20 (j = 1..39)
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.budgeted import (BudgetedEvaluator, budgeted_exit_table, budgeted_table,
+from ..evaluation.analysis.budgeted import (BudgetedEvaluator, budgeted_exit_table, budgeted_table,
                                  envelope)
-from ..analysis.common import CONFIDENCES, dumps, format_table, write_csv
-from ..errors import MsdnetError
-from ..predictions import COSTS, load, with_costs
+from ..evaluation.analysis.common import CONFIDENCES, dumps, format_table, write_csv
+from ..core.errors import MsdnetError
+from ..inference.predictions import COSTS, load, with_costs
 
 HELP = "budgeted batch classification: the paper's threshold sweep, a target budget, or an envelope"
 

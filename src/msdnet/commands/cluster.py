@@ -14,8 +14,8 @@ import argparse
 import os
 import sys
 
-from ..cluster import missing_message, profile_dir, required_plugins
-from ..errors import ConfigError
+from ..planning.cluster import missing_message, profile_dir, required_plugins
+from ..core.errors import ConfigError
 
 HELP = ("run the workflow with a cluster profile (profiles/PROFILE) after checking that "
         "its Snakemake plugins are installed")

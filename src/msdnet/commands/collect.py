@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis.common import write_csv
-from ..errors import ConfigError
+from ..evaluation.analysis.common import write_csv
+from ..core.errors import ConfigError
 from ..figures.registry import TABLES, resolve
 
 HELP = "build the long-format table behind a figure from predictions files (CSV)"
@@ -25,10 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> dict:
     if args.preset:
-        from ..config import load_yaml
-        from ..workflow import Preset, validate_preset
+        from ..core.config import load_yaml
+        from ..planning.workflow import plan
 
-        return Preset(validate_preset(load_yaml(args.preset), args.preset), args.preset).table_spec(args.table)
+        return plan(load_yaml(args.preset), args.preset).table_spec(args.table)
     try:
         spec = json.loads(args.spec)
     except json.JSONDecodeError:
@@ -40,7 +40,7 @@ def spec_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tables import Sources
+    from ..evaluation.tables import Sources
 
     spec = spec_from_args(args)
     _, table = TABLES[args.table]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cost import count_costs
-from ..models import build, load_config
+from ..models import load_config
 
 HELP = "print cumulative MACs (multiply-adds) and parameters per exit of a model config"
 CONVENTION = ("MACs are counted for one image at the config's input size: convolutions (not "
@@ -26,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cost_report(config_path: str, lazy: bool = False) -> dict:
+    from ..models import build              # torch: imported when the command runs
+    from ..models.cost import count_costs
+
     cfg = load_config(config_path)
     model = build(cfg, config_path)
     exits = count_costs(model, lazy=lazy)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from ..config import compact_dict, from_dict, load_yaml
-from ..data import DataConfig, load_data, split_sizes
-from ..io import write_json_atomic
-from ..runs import apply_overrides
+
+from ..core.config import compact_dict, from_dict, load_yaml
+from ..core.io import write_json_atomic
+from ..data.config import DataConfig
+from ..planning.runs import apply_overrides
 
 HELP = "prepare a data set (download CIFAR when possible, save the held-out split) and summarise it"
 
@@ -20,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def summary(cfg: DataConfig) -> dict:
+    from ..data import load_data, split_sizes    # torch: imported when the command runs
+
     bundle = load_data(cfg)
     return {"config": compact_dict(cfg), "dataset": bundle.name, "num_classes": bundle.num_classes,
             "input_size": list(bundle.input_size), "splits": split_sizes(bundle),

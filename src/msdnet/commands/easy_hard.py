@@ -1,14 +1,14 @@
 """``msdnet easy-hard``: images that leave correctly at the first exit vs those only the last
-exit gets right (``msdnet.analysis.easy_hard`` documents the definitions and the table)."""
+exit gets right (``msdnet.evaluation.analysis.easy_hard`` documents the definitions and the table)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..analysis.common import CONFIDENCES, format_table, write_csv
-from ..analysis.easy_hard import easy_hard_from_budget, easy_hard_table
-from ..errors import MsdnetError
-from ..predictions import load
+from ..evaluation.analysis.common import CONFIDENCES, format_table, write_csv
+from ..evaluation.analysis.easy_hard import easy_hard_from_budget, easy_hard_table
+from ..core.errors import MsdnetError
+from ..inference.predictions import load
 
 HELP = "easy images (exit 1 right and leaving there) and hard ones (only the last exit right)"
 

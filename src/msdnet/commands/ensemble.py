@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.ensemble import build_ensemble
-from ..predictions import load, save
+from ..evaluation.analysis.ensemble import build_ensemble
+from ..inference.predictions import load, save
 
 HELP = "build an ensemble's predictions (mean softmax of the first m members, cumulative MACs)"
 

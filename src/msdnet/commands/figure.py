@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import MsdnetError
+from ..core.errors import MsdnetError
 from ..figures.registry import FIGURES, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     sources = {n: f"{n} table {p}" for n, p in zip(names, args.table)}
     options = {"labels": args.labels, "max_classes": args.max_classes, "per_kind": args.per_kind}
     if spec.needs_images:
-        from ..figures.easy_hard import load_test_images
+        from ..evaluation.images import load_test_images
 
         options["images"], options["ids"], options["class_names"] = load_test_images(args.data)
     fig = resolve(spec.draw)(tables, reference=ref, title=args.title, options=options, sources=sources)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import MsdnetError
+from ..core.errors import MsdnetError
 
 HELP = "check the paper's five findings on a preset's tables (results/<preset>/tables) as Markdown"
 
@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.findings import all_findings, markdown
+    from ..evaluation.analysis.findings import all_findings, markdown
 
     if not Path(args.tables).is_dir():
         raise MsdnetError(f"{args.tables}: no such folder; run the workflow first (make figures)")

@@ -22,15 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a key of the recipe or (model.KEY=VALUE) of the model config; repeatable")
     p.add_argument("--expect-key", metavar="KEY",
                    help="refuse unless SRC with this config has this run key (the workflow's guard; "
-                        "see msdnet.runs.import_key)")
+                        "see msdnet.planning.runs.import_key)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..authors import import_authors, import_key
-    from ..config import load_yaml
-    from ..errors import ConfigError
+    from ..inference.authors import import_authors
+    from ..core.config import load_yaml
+    from ..core.errors import ConfigError
     from ..models import parse
-    from ..runs import apply_overrides, resolve
+    from ..planning.runs import apply_overrides, import_key, resolve
 
     if args.recipe:
         run_cfg = resolve(args.config, args.recipe, args.set)

@@ -15,8 +15,8 @@ the same checkpoint (its ``checkpoint_sha256`` and ``config_hash``, when recorde
 from the checkpoint's data split (dataset, split_seed, data config); --split must be another split.
 --set-data may change only where the data lives (root, imagenet_dir).
 
-Engines (--engine): ``reference`` is ``msdnet.inference.run_early_exit`` (host decision and
-``state.select`` per exit, MACs counted by the op counter); ``fast`` is ``msdnet.fast_exit``'s
+Engines (--engine): ``reference`` is ``msdnet.inference.early_exit.run_early_exit`` (host decision and
+``state.select`` per exit, MACs counted by the op counter); ``fast`` is ``msdnet.inference.fast_exit``'s
 ExitEngine (bucketed fixed-size stages replayed as CUDA graphs, decisions and compaction on the
 device, one host sync per exit; on the CPU the same stages run eagerly). ``auto`` (the default):
 fast on CUDA, reference elsewhere. Both give the same exits and predictions (tests/test_fast_exit.py).
@@ -48,17 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.budgeted import BudgetedEvaluator
-from ..analysis.common import CONFIDENCES, dumps, json_list, json_number, write_csv
-from ..cost import count_costs
-from ..data import iterate_batches, load_data
-from ..errors import MsdnetError
-from ..fast_exit import ExitEngine
-from ..inference import (normalize_thresholds, run_early_exit, speedup, time_full_evaluation)
-from ..io import sha256_file
-from ..predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
-from ..predictions import LOCATION_KEYS, check_split, load
-from ..train import check_model_fits_data, load_checkpoint, resolve_device
+from ..core.errors import MsdnetError
+from ..inference.predictions import LOCATION_KEYS, check_split, load
+from ..inference.scores import CONFIDENCES, json_list, json_number
 
 HELP = "real early-exit inference of a checkpoint with budgeted-batch thresholds (wall-clock, MACs)"
 
@@ -114,6 +106,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | None, digest: str,
                          exit_macs: np.ndarray, ckpt: dict, data_cfg) -> tuple[np.ndarray, dict]:
+    from ..evaluation.analysis.budgeted import BudgetedEvaluator
+
     val = load(args.val)
     if val.num_exits != model.num_exits:
         raise MsdnetError(f"{args.val} has {val.num_exits} exits but the checkpoint's model has "
@@ -157,6 +151,17 @@ def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | Non
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch and the analyses: imported when the command runs (`msdnet --help` stays torch-free)
+    from ..core.io import sha256_file
+    from ..data import iterate_batches, load_data
+    from ..evaluation.analysis.common import dumps, write_csv
+    from ..inference.early_exit import normalize_thresholds, run_early_exit, speedup, time_full_evaluation
+    from ..inference.fast_exit import ExitEngine
+    from ..inference.predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
+    from ..models.cost import count_costs
+    from ..training.checkpoint import check_model_fits_data, load_checkpoint
+    from ..training.gpu_slots import resolve_device
+
     _check_args(args)
     ckpt = load_checkpoint(args.checkpoint)
     if not ckpt.get("finished") and not args.allow_unfinished:

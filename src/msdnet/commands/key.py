@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import ConfigError
-from ..runs import write_key
+from ..core.errors import ConfigError
+from ..planning.runs import write_key
 
 HELP = "write a job's key file (.keys/NAME.HASH.json) and remove its older keys"
 

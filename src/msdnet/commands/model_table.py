@@ -6,11 +6,9 @@ import argparse
 import re
 from pathlib import Path
 
-from ..config import load_yaml
-from ..cost import count_costs
-from ..errors import MsdnetError
-from ..io import write_text_atomic
-from ..models import build
+from ..core.config import load_yaml
+from ..core.errors import MsdnetError
+from ..core.io import write_text_atomic
 
 HELP = "table of model configs: arch, exits, MACs at the first and last exit, parameters (markdown)"
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
@@ -30,6 +28,9 @@ def _fmt(n: float) -> str:
 
 
 def model_table(paths: list[str]) -> str:
+    from ..models import build              # torch: imported when the command runs
+    from ..models.cost import count_costs
+
     rows = ["| config | arch | exits | MACs, first exit | MACs, last exit | params |",
             "|---|---|---|---|---|---|"]
     for path in sorted(paths):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..predict import parse_data_overrides, predict_checkpoint
-
 HELP = "record per-exit logits of a trained checkpoint as OUT_DIR/{val,test}.npz"
 
 
@@ -22,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inference.predict import parse_data_overrides, predict_checkpoint   # torch
+
     overrides = parse_data_overrides(args.set_data)
     paths = predict_checkpoint(args.checkpoint, args.out_dir, splits=tuple(args.splits),
                                data_overrides=overrides, batch_size=args.batch_size, device=args.device,

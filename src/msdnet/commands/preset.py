@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import load_yaml
-from ..workflow import Preset, validate_preset
+from ..core.config import load_yaml
+from ..planning.workflow import plan
 
 HELP = "validate a workflow preset (config/*.yaml) and list the training runs it needs"
 
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    preset = Preset(validate_preset(load_yaml(args.config), args.config), args.config)
+    preset = plan(load_yaml(args.config), args.config)
     if args.runs:
         for model, seed in preset.runs_needed():
             print(f"{model}\tseed{seed}\t{preset.run_dir(model, seed)}")

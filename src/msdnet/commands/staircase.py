@@ -6,10 +6,10 @@ import argparse
 
 import pandas as pd
 
-from ..analysis.common import dumps, format_table, records, write_csv
-from ..analysis.staircase import BASELINE_COLUMNS, RUN_COLUMNS, baseline_row, run_row, staircase_table
-from ..errors import MsdnetError
-from ..predictions import load
+from ..evaluation.analysis.common import dumps, format_table, records, write_csv
+from ..evaluation.analysis.staircase import BASELINE_COLUMNS, RUN_COLUMNS, baseline_row, run_row, staircase_table
+from ..core.errors import MsdnetError
+from ..inference.predictions import load
 
 HELP = "staircase figure table: single intermediate classifier vs depth, relative accuracies"
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..runs import resolve
-from ..train import train
+from ..core.errors import ConfigError
+from ..planning.runs import resolve
 
 HELP = "train a model config with a recipe (data + optimisation); re-running resumes"
 
@@ -21,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "RNG or timings); checkpoint.pt stays the resume state")
     p.add_argument("--expect-key", metavar="KEY",
                    help="refuse to train unless the resolved config has this run key (the workflow "
-                        "passes the key in the run's path; see msdnet.runs)")
+                        "passes the key in the run's path; see msdnet.planning.runs)")
     p.add_argument("--data", metavar="SUMMARY.json",
                    help="the data summary written by `msdnet data --out`; refuse to train unless it "
                         "describes this run's data")
@@ -31,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.train import train       # torch: imported when the command runs
+
     run_cfg = resolve(args.model, args.recipe, args.set)
     check_planned(run_cfg, args)
     train(run_cfg, args.out, final=args.final, model_source=args.model, recipe_source=args.recipe)
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 def check_planned(run_cfg, args: argparse.Namespace) -> None:
     """The workflow's guards: the run key it planned, and the data it prepared."""
-    from ..runs import check_data_summary, run_key
+    from ..planning.runs import check_data_summary, run_key
 
     if args.expect_key and run_key(run_cfg) != args.expect_key:
         raise ConfigError(f"{args.model}: this config resolves to run {run_key(run_cfg)}, not the "

@@ -8,7 +8,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .arrays import ArraySplit, crop_flip_nhwc, draw_crops_flips, normalize_nhwc, pad_values
 
 SPLITS = ("train", "val", "test")

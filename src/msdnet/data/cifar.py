@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .arrays import ArraySplit, channel_stats
 from .bundle import DataBundle
 from .config import DataConfig

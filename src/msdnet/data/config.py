@@ -12,7 +12,7 @@ DATASETS = ("digits", "digits-hard", "cifar10", "cifar100", "imagenet", "synthet
 class DataConfig:
     """Which data set to load and how to split it.
 
-    Parse it with ``msdnet.config.from_dict(DataConfig, mapping, source)``: unknown keys, wrong
+    Parse it with ``msdnet.core.config.from_dict(DataConfig, mapping, source)``: unknown keys, wrong
     types and bad values (see :meth:`validate`) become a ``ConfigError`` naming the source.
 
     Attributes:
@@ -46,7 +46,7 @@ class DataConfig:
             seeded with 0 on every pass, ImageNet's by the loader. False: never augmented.
 
     Keys in ``OMIT_AT_DEFAULT`` were added after runs had been keyed: at their default they are
-    left out of the config's dict (:func:`msdnet.config.compact_dict`), so the hashes and run keys
+    left out of the config's dict (:func:`msdnet.core.config.compact_dict`), so the hashes and run keys
     of configs that do not set them stay what they were.
     """
 

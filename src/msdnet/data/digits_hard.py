@@ -38,8 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
-from ..io import atomic_path, stable_hash
+from ..core.errors import DataError
+from ..core.io import atomic_path, stable_hash
 from .arrays import ArraySplit, channel_stats
 from .bundle import DataBundle
 from .config import DataConfig

@@ -18,7 +18,7 @@ from torch.utils.data import Subset
 from torchvision import datasets, transforms
 from torchvision.datasets.vision import StandardTransform
 
-from ..errors import DataError
+from ..core.errors import DataError
 from .bundle import DataBundle
 from .config import DataConfig
 from .splits import authors_split, fixed_split, resolve_count

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..io import write_json_atomic
+from ..core.errors import DataError
+from ..core.io import write_json_atomic
 
 FORMAT = 1
 

@@ -33,7 +33,7 @@ FIGURE_IDS = tuple(FIGURES)
 _LAZY = {
     "ablation_figure": "ablation", "anytime_figure": "anytime", "budgeted_figure": "budgeted",
     "densenet_star_figure": "densenet_star", "easy_hard_figure": "easy_hard",
-    "load_test_images": "easy_hard", "reduction_lazy_figure": "reduction_lazy",
+    "reduction_lazy_figure": "reduction_lazy",
     "staircase_figure": "staircase", "load_reference": "common", "read_table": "common",
     "save": "style",
 }

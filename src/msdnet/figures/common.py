@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ..errors import DataError
+from ..core.errors import DataError
 from . import style
 
 ANYTIME_COLUMNS = ["model", "seed", "exit", "macs", "accuracy"]

@@ -3,7 +3,7 @@ row each, images that leave correctly at the first classifier ("easy (exit 1)", 
 images (right): those only the last classifier gets right or, for a class that has none, the
 images of the class with the lowest confidence at the last exit (the column title says which).
 
-Table: ``msdnet.analysis.easy_hard.easy_hard_table``'s output, optionally completed by
+Table: ``msdnet.evaluation.analysis.easy_hard.easy_hard_table``'s output, optionally completed by
 :func:`add_fallback_hard`. Columns:
     sample_id        int    the image's id in the test split (``ArraySplit.ids``)
     label            int    its class
@@ -24,21 +24,21 @@ Classes shown: ``labels`` when given, else up to ``max_classes`` classes that ha
 (smallest label first), filled up with classes that have only one kind; a missing kind in a row
 reads "no easy image" / "no hard image" (a table completed by :func:`add_fallback_hard` has hard
 images for every class that has test images). Rows are named by the data set's class names
-where it has them (``load_test_images``), else "class k".
+where it has them (``msdnet.evaluation.images.load_test_images``, which ``msdnet figure``
+uses: a figure never loads a data set), else "class k".
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..errors import DataError
+from ..core.errors import DataError
 from . import style
-from ..analysis.easy_hard import add_fallback_hard  # noqa: F401  (re-exported)
+from ..evaluation.analysis.easy_hard import add_fallback_hard  # noqa: F401  (re-exported)
 from .common import check_table
 
 ID = "easy-hard"
@@ -175,63 +175,6 @@ def easy_hard_figure(table: pd.DataFrame, images, ids, labels: Sequence[int] | N
                         ax.set_title(f"conf {row['confidence']:.2f}", fontsize=7)
         fig.suptitle(DEFAULT_TITLE if title is None else title)
     return fig
-
-
-def load_test_images(data_yaml: str | Path):
-    """(images uint8 [N, C, H, W], ids [N], class names or None) of a data config's test split;
-    the names are the data set's (``DataBundle.class_names``, e.g. digits-hard's), else an image
-    folder's class folders, else None.
-
-    The file is a data summary (JSON, ``msdnet data --out``), or a YAML that holds the ``DataConfig`` keys (``{name: digits, image_size: 32, root: data}``) or is
-    a recipe with a ``data:`` section. In-memory splits give their arrays; an image folder
-    (ImageNet) gives a lazy reader of 224x224 centre crops.
-    """
-    from ..config import from_dict, load_yaml
-    from ..data import DataConfig, load_data
-
-    path = Path(data_yaml)
-    if path.suffix == ".json":     # a data summary written by `msdnet data --out`
-        import json
-
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))["config"]
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-            raise DataError(f"{path}: not a data summary; re-create it with `msdnet data ... --out`") from None
-    else:
-        raw = load_yaml(path)
-    if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
-        raw = raw["data"]          # a recipe: use its data: section
-    bundle = load_data(from_dict(DataConfig, raw, str(path)))
-    test = bundle.test
-    names = list(bundle.class_names) if getattr(bundle, "class_names", None) else None
-    if hasattr(test, "images") and hasattr(test, "ids"):
-        return np.asarray(test.images), np.asarray(test.ids), names
-    samples = getattr(test, "samples", None)            # an ImageFolder (ImageNet)
-    if samples is None:
-        raise DataError(f"data config {path}: its test split holds no images this figure can read")
-    return FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
-
-
-class FolderImages:
-    """Images of an image folder, read on demand (224x224 centre crops, uint8 [C, H, W])."""
-
-    def __init__(self, samples):
-        self.samples = samples
-        self.ndim = 4
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    @property
-    def shape(self):
-        return (len(self.samples), 3, 224, 224)
-
-    def __getitem__(self, i):
-        from PIL import Image, ImageOps
-
-        with Image.open(self.samples[i][0]) as im:
-            im = ImageOps.fit(im.convert("RGB"), (224, 224))
-            return np.transpose(np.asarray(im, dtype=np.uint8), (2, 0, 1))
 
 
 def draw(tables: dict[str, pd.DataFrame], reference: pd.DataFrame | None = None,

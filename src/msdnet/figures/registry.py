@@ -3,7 +3,7 @@
 A figure entry says:
 
 - ``schema``: the JSON schema of its section under ``figures:`` in a preset (what a user writes);
-- ``tables``: the tables it draws, each with its row builder (``msdnet.tables``, a pure function
+- ``tables``: the tables it draws, each with its row builder (``msdnet.evaluation.tables``, a pure function
   ``build(section, sources) -> DataFrame`` over predictions files) and the models or ensembles
   that table reads (``names(section)``);
 - ``draw``: its draw function, ``draw(tables, reference=, title=, options=) -> Figure``
@@ -90,15 +90,15 @@ def _staircase_names(section: dict) -> list[str]:
 _ENTRIES = [
     FigureSpec(
         id="anytime", description="anytime prediction: top-1 % against MACs up to each exit",
-        tables=(TableSpec("anytime", "msdnet.tables:anytime_rows", _values),),
+        tables=(TableSpec("anytime", "msdnet.evaluation.tables:anytime_rows", _values),),
         draw="msdnet.figures.anytime:draw", schema=LABEL_TO_MODEL),
     FigureSpec(
         id="ablation", description="anytime top-1 % of MSDNet and its ablations",
-        tables=(TableSpec("ablation", "msdnet.tables:anytime_rows", _values),),
+        tables=(TableSpec("ablation", "msdnet.evaluation.tables:anytime_rows", _values),),
         draw="msdnet.figures.ablation:draw", schema=LABEL_TO_MODEL),
     FigureSpec(
         id="budgeted", description="budgeted batch classification: top-1 % against average MACs",
-        tables=(TableSpec("budgeted", "msdnet.tables:budgeted_rows", _budgeted_names),),
+        tables=(TableSpec("budgeted", "msdnet.evaluation.tables:budgeted_rows", _budgeted_names),),
         draw="msdnet.figures.budgeted:draw",
         schema={"type": "object", "additionalProperties": False, "properties": {
             "costs": {"enum": ["lazy", "full"], "default": "lazy",
@@ -111,14 +111,14 @@ _ENTRIES = [
                                       "family drawn as one line"}}}),
     FigureSpec(
         id="densenet-star", description="DenseNet, DenseNet* and MSDNet: anytime and budgeted",
-        tables=(TableSpec("densenet_star_anytime", "msdnet.tables:anytime_rows", _values, "anytime"),
-                TableSpec("densenet_star_budgeted", "msdnet.tables:dynamic_rows", _flat, "budgeted")),
+        tables=(TableSpec("densenet_star_anytime", "msdnet.evaluation.tables:anytime_rows", _values, "anytime"),
+                TableSpec("densenet_star_budgeted", "msdnet.evaluation.tables:dynamic_rows", _flat, "budgeted")),
         draw="msdnet.figures.densenet_star:draw",
         schema={"type": "object", "additionalProperties": False, "required": ["anytime", "budgeted"],
                 "properties": {"anytime": LABEL_TO_MODEL, "budgeted": LABEL_TO_MODELS}}),
     FigureSpec(
         id="reduction-lazy", description="network reduction and lazy evaluation (budgeted)",
-        tables=(TableSpec("reduction_lazy", "msdnet.tables:reduction_lazy_rows",
+        tables=(TableSpec("reduction_lazy", "msdnet.evaluation.tables:reduction_lazy_rows",
                           lambda s: [n for v in s.values() for n in v["models"]]),),
         draw="msdnet.figures.reduction_lazy:draw",
         schema={"type": "object", "minProperties": 1,
@@ -130,7 +130,7 @@ _ENTRIES = [
                                                         "costs": {"enum": ["lazy", "full"]}}}}),
     FigureSpec(
         id="staircase", description="a single intermediate classifier at different depths",
-        tables=(TableSpec("staircase", "msdnet.tables:staircase_rows", _staircase_names),),
+        tables=(TableSpec("staircase", "msdnet.evaluation.tables:staircase_rows", _staircase_names),),
         draw="msdnet.figures.staircase:draw", macs_axis=False,
         schema={"type": "object", "minProperties": 1,
                 "description": "family -> the network without an intermediate classifier and one "
@@ -143,7 +143,7 @@ _ENTRIES = [
                                                       "description": "relative depth (0-1) -> model"}}}}),
     FigureSpec(
         id="easy-hard", description="easy and hard test images of one model",
-        tables=(TableSpec("easy_hard", "msdnet.tables:easy_hard_rows", lambda s: [s["model"]]),),
+        tables=(TableSpec("easy_hard", "msdnet.evaluation.tables:easy_hard_rows", lambda s: [s["model"]]),),
         draw="msdnet.figures.easy_hard:draw", macs_axis=False, needs_images=True,
         schema={"type": "object", "additionalProperties": False, "required": ["model"],
                 "properties": {"model": _NAME,

@@ -3,7 +3,7 @@ depths of ResNet, DenseNet and MSDNet. Left: the intermediate classifier's accur
 the final classifier of the same net; right: the final classifier's accuracy relative to the
 same net trained without the intermediate classifier. x: location as a fraction of depth.
 
-Table: ``msdnet.analysis.staircase.staircase_table``'s output (long format). Columns:
+Table: ``msdnet.evaluation.analysis.staircase.staircase_table``'s output (long format). Columns:
     family    str    network family ("resnet", "densenet", "msdnet" are shown as ResNet,
                      DenseNet, MSDNet; other names as given)
     location  float  relative depth of the intermediate classifier, in (0, 1)
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..errors import DataError
+from ..core.errors import DataError
 from . import style
 from .common import check_table, model_order, seeds_note
 

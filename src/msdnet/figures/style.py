@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter
 
-from ..io import atomic_path
+from ..core.io import atomic_path
 
 __all__ = [
     "ACCURACY_LABEL", "DPI", "canonical", "colour", "display_name", "has_style", "legend",

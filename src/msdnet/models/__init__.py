@@ -1,17 +1,30 @@
-"""Model families behind one registry: ``build(config) -> MultiExitModel``."""
+"""Model families behind one registry: ``build(config) -> MultiExitModel``.
 
-from .base import ExitState, MultiExitModel, SegmentedMultiExit
-from .registry import build, build_from_file, families, load_config, parse, register
+The names below are imported on first use, so ``msdnet.models.configs`` and
+``msdnet.models.registry.parse`` (validating a config) import no torch; the family modules
+register their builders when the first model is built.
+"""
 
-# Importing a family module registers it.
-from . import msdnet  # noqa: E402,F401
-from . import resnet  # noqa: E402,F401
-from . import wide_resnet  # noqa: E402,F401
-from . import densenet  # noqa: E402,F401
-from . import fractalnet  # noqa: E402,F401
-from . import imagenet  # noqa: E402,F401
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ExitState": "base", "MultiExitModel": "base", "SegmentedMultiExit": "base",
+    "build": "registry", "build_from_file": "registry", "families": "registry",
+    "load_config": "registry", "parse": "registry", "register": "registry",
+}
 
 __all__ = [
     "ExitState", "MultiExitModel", "SegmentedMultiExit",
     "build", "build_from_file", "families", "load_config", "parse", "register",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,13 +25,12 @@ concatenated maps are raw conv outputs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from ._layers import BaselineConfig, conv1x1, conv3x3, init_weights, split_units
+from ._layers import conv1x1, conv3x3, init_weights, split_units
 from .base import MultiExitModel, SegmentedMultiExit
+from .configs import DenseNetConfig
 from .heads import PoolHead
 from .registry import register
 
@@ -77,50 +76,6 @@ class Transition(nn.Sequential):
             layers.append(nn.Dropout(dropout))
         layers.append(nn.AvgPool2d(2))
         super().__init__(*layers)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DenseNetConfig(BaselineConfig):
-    """Config of arch ``densenet``.
-
-    Attributes:
-        depth: L; 6n + 4 with bottlenecks (100 for DenseNet-BC-100), 3n + 4 without.
-        growth_rate: k, maps each layer adds (in the first block).
-        bottleneck: 1x1 bottleneck to 4k maps before each 3x3 conv (DenseNet-B).
-        compression: theta, a transition keeps floor(theta * m) of its m maps (0.5 = "C").
-        growth_multipliers: k of block j is ``growth_rate * growth_multipliers[j]``;
-            [1, 2, 4] is the MSDNet appendix's DenseNet*.
-        dropout: dropout after each conv (0 = off).
-    """
-
-    depth: int
-    growth_rate: int
-    bottleneck: bool = True
-    compression: float = 0.5
-    growth_multipliers: list[int] = field(default_factory=lambda: [1, 1, 1])
-    dropout: float = 0.0
-
-    def layers_per_block(self) -> int:
-        return (self.depth - 4) // (6 if self.bottleneck else 3)
-
-    def num_units(self) -> int:
-        return 3 * self.layers_per_block()
-
-    def validate(self) -> None:
-        per = 6 if self.bottleneck else 3
-        if (self.depth - 4) % per or self.depth < 4 + per:
-            raise ValueError(f"key 'depth': a DenseNet{'-BC' if self.bottleneck else ''} has "
-                             f"{per}n + 4 layers, got {self.depth}")
-        if self.growth_rate < 1:
-            raise ValueError(f"key 'growth_rate': must be >= 1, got {self.growth_rate}")
-        if not 0.0 < self.compression <= 1.0:
-            raise ValueError(f"key 'compression': must lie in (0, 1], got {self.compression}")
-        if len(self.growth_multipliers) != 3 or any(g < 1 for g in self.growth_multipliers):
-            raise ValueError(f"key 'growth_multipliers': expected 3 positive ints (one per dense "
-                             f"block), got {self.growth_multipliers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"key 'dropout': must lie in [0, 1), got {self.dropout}")
-        super().validate()
 
 
 def densenet_cifar(cfg: DenseNetConfig) -> SegmentedMultiExit:

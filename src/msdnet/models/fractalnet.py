@@ -38,13 +38,12 @@ columns at once).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from ._layers import BaselineConfig, conv3x3, init_weights, split_units
+from ._layers import conv3x3, init_weights, split_units
 from .base import ExitState, MultiExitModel, SegmentedMultiExit
+from .configs import FractalNetConfig
 from .heads import PoolHead
 from .registry import register
 
@@ -187,53 +186,6 @@ class FractalNet(SegmentedMultiExit):
             return [self.advance(state) for _ in range(self.num_exits)]
         self._drop_path.sample(self.training)
         return super().forward(x)
-
-
-@dataclass(frozen=True, kw_only=True)
-class FractalNetConfig(BaselineConfig):
-    """Config of arch ``fractalnet``.
-
-    Attributes:
-        columns: C, the fractal expansion (3: the paper's 20-layer CIFAR net; 4: 40 layers).
-        widths: channels of each block; B = len(widths) blocks, each halving the resolution.
-        local_drop: local drop-path probability of a join input (0.15 in the paper).
-        global_drop: share of mini-batches trained with global drop-path (0.5 in the paper).
-        dropout: dropout rate per block after each conv (empty = none; paper: 0, .1, .2, .3, .4).
-        column_exits: exit k is column k alone (FractalNet's anytime mode; C exits); excludes
-            ``exits`` / ``exit_locations``.
-    """
-
-    columns: int = 3
-    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 512])
-    local_drop: float = 0.15
-    global_drop: float = 0.5
-    dropout: list[float] = field(default_factory=list)
-    column_exits: bool = False
-
-    def num_units(self) -> int:
-        return len(self.widths)
-
-    def validate(self) -> None:
-        if self.columns < 1:
-            raise ValueError(f"key 'columns': must be >= 1, got {self.columns}")
-        if not self.widths or any(w < 1 for w in self.widths):
-            raise ValueError(f"key 'widths': expected positive block widths, got {self.widths}")
-        if not 0.0 <= self.local_drop < 1.0 or not 0.0 <= self.global_drop <= 1.0:
-            raise ValueError(f"keys 'local_drop' / 'global_drop': probabilities in [0, 1), "
-                             f"[0, 1], got {self.local_drop} / {self.global_drop}")
-        if self.dropout and (len(self.dropout) != len(self.widths)
-                             or any(not 0.0 <= d < 1.0 for d in self.dropout)):
-            raise ValueError(f"key 'dropout': one rate in [0, 1) per block ({len(self.widths)}), "
-                             f"or empty, got {self.dropout}")
-        if self.column_exits and (self.exits or self.exit_locations):
-            raise ValueError("key 'column_exits': the exits are the columns; drop 'exits' / "
-                             "'exit_locations'")
-        side = 2 ** len(self.widths)
-        if len(self.input_size) == 3 and min(self.input_size[1:]) < side:
-            raise ValueError(f"key 'input_size': {len(self.widths)} blocks halve the "
-                             f"resolution {len(self.widths)} times; need H, W >= {side}, "
-                             f"got {self.input_size}")
-        super().validate()
 
 
 def fractalnet(cfg: FractalNetConfig) -> FractalNet:

@@ -25,15 +25,15 @@ A missing file or one that does not fit is a ConfigError with one line; nothing 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .base import MultiExitModel, SegmentedMultiExit
+from .configs import TorchvisionConfig
 
 
 def _tvm():
@@ -50,13 +50,6 @@ def _block(kind: str):
 from .registry import register
 
 __all__ = ["TorchvisionConfig", "torchvision_model", "NETWORKS"]
-
-Name = Literal["resnet10", "resnet18", "resnet26", "resnet34", "resnet50", "resnet101",
-               "resnet152", "densenet36", "densenet121", "densenet169", "densenet201",
-               "alexnet", "googlenet", "resnet_basic", "resnet_bottleneck", "densenet"]
-
-_CUSTOM = ("resnet_basic", "resnet_bottleneck", "densenet")
-
 
 def _resnet(block: type, layers: list[int]) -> Callable[[int], nn.Module]:
     return lambda nc: _tvm().ResNet(_block(block), list(layers), num_classes=nc)
@@ -83,42 +76,6 @@ NETWORKS: dict[str, Callable[[int], nn.Module]] = {
     "googlenet": lambda nc: _tvm().GoogLeNet(num_classes=nc, aux_logits=False,
                                           transform_input=False, init_weights=True),
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class TorchvisionConfig:
-    """Config of arch ``torchvision``.
-
-    Attributes:
-        name: the network (see the module doc).
-        num_classes: outputs of the classifier (1000 for ImageNet).
-        input_size: [C, H, W]; [3, 224, 224] for ImageNet.
-        layers: blocks per stage for ``resnet_basic`` / ``resnet_bottleneck`` (4 numbers) or
-            block_config for ``densenet`` (4 numbers); must be empty for the named networks.
-        pretrained_weights: local state-dict file to load, or null (random init).
-    """
-
-    name: Name
-    num_classes: int
-    input_size: list[int]
-    layers: list[int] = field(default_factory=list)
-    pretrained_weights: str | None = None
-
-    def validate(self) -> None:
-        if len(self.input_size) != 3 or any(s <= 0 for s in self.input_size):
-            raise ValueError(f"key 'input_size': expected [C, H, W] of positive ints, "
-                             f"got {self.input_size}")
-        if self.input_size[0] != 3:
-            raise ValueError(f"key 'input_size': torchvision's networks take 3 channels, "
-                             f"got {self.input_size}")
-        if self.num_classes < 1:
-            raise ValueError(f"key 'num_classes': must be >= 1, got {self.num_classes}")
-        if self.name in _CUSTOM:
-            if len(self.layers) != 4 or any(n < 1 for n in self.layers):
-                raise ValueError(f"key 'layers': name {self.name!r} needs 4 positive block counts, "
-                                 f"got {self.layers}")
-        elif self.layers:
-            raise ValueError(f"key 'layers': only for {', '.join(_CUSTOM)}; {self.name!r} is fixed")
 
 
 def _network(cfg: TorchvisionConfig) -> nn.Module:

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = ["RULE", "SOURCES", "miniature", "miniature_yaml", "target_path"]
 
@@ -117,7 +117,7 @@ def miniature(config: Mapping[str, Any], source: str = "<config>", rule: Mapping
 
 def miniature_yaml(name: str, root: str | Path = "config/models") -> str:
     """The text of ``config/models/mini/<name>.yaml``: a header, then the miniature config."""
-    from ..config import load_yaml
+    from ..core.config import load_yaml
 
     src = source_path(name, root)
     mini = miniature(load_yaml(src), str(src))

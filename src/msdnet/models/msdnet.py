@@ -1,7 +1,8 @@
 """MSDNet: Multi-Scale Dense Networks (Huang et al., ICLR 2018), faithful to the authors' code.
 
-Reads top to bottom: config, small conv helpers, the layer types (first layer, MSDN layer,
-transition), the classifier head, the network, the builder. The paper (Sec. 4) is the reference; the
+Reads top to bottom (the config, ``MSDNetConfig``, is in :mod:`msdnet.models.configs`): small
+conv helpers, the layer types (first layer, MSDN layer, transition), the classifier head, the
+network, the builder. The paper (Sec. 4) is the reference; the
 structure (and so every MAC) follows the authors' PyTorch port (kalviny/MSDNet-PyTorch), which
 produced the published models, with two documented exceptions:
 
@@ -23,131 +24,17 @@ exit, only for the images that go on. Nothing is ever computed twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
 from .base import ExitState, MultiExitModel
+from .configs import MSDNetConfig
 from .registry import register
 
 __all__ = ["MSDNetConfig", "MSDNet", "layer_plan"]
-
-
-@dataclass(frozen=True)
-class MSDNetConfig:
-    """MSDNet's knobs, named after the paper's (and the authors' code's) hyperparameters.
-
-    num_classes: number of classes.
-    input_size: [C, H, W] of the input image.
-    n_blocks: number of blocks; one classifier after each block (``nBlocks``).
-    step_mode: ``even`` (every later block has ``step`` layers) or ``lin_grow`` (block i >= 1
-        has ``step * i + 1`` layers).
-    step: layers per block after the first (``step``); base: layers in block 1 (``base``).
-    n_channels: channels of the first layer at the finest scale, before ``gr_factor`` (``nChannels``).
-    growth_rate: new channels per layer at the finest scale (``k`` / ``growthRate``).
-    gr_factor: channel multiplier per scale; its length is the number of scales S.
-    bn_factor: bottleneck width multiplier per scale (bottleneck = min(C_in, bn_factor * C_out)).
-    bottleneck: use the 1x1 bottleneck conv before each 3x3 conv.
-    prune: ``max`` (drop the finest scale as depth grows; transitions where a scale is dropped)
-        or ``min`` (drop scales only in the last layers; transitions at 1/3 and 2/3 depth).
-    reduction: transition compression (``reduction``), 0 disables transitions.
-    stem: ``cifar`` (3x3 conv) or ``imagenet`` (7x7/2 conv + 3x3/2 max-pool).
-    head: classifier head type; defaults to ``stem``. ``cifar``: two 3x3/2 convs to
-        ``head_channels``; ``imagenet``: the same keeping the input channels.
-    head_channels: width of the CIFAR head (128 in the paper).
-    dense: ablation switch. False: a layer passes on only its new features, not the
-        concatenation with its input (no dense connectivity).
-    multi_scale: ablation switch. False: a single scale (the finest; gr_factor[0]).
-    intermediate_classifiers: ablation switch. False: only the final classifier.
-    exit_blocks: 1-based blocks that carry a classifier (the last block always does). Overrides
-        ``intermediate_classifiers``; e.g. [3, 7] gives one intermediate classifier after block 3.
-    init: ``paper``: the paper's init (the Lua code's) on every module; ``pytorch``: PyTorch's
-        default init of each module, what the authors' PyTorch port ends up with (its
-        ``_init_weights`` only reaches whole layers, never a convolution).
-    """
-
-    num_classes: int
-    input_size: list[int]
-    n_blocks: int = 7
-    step_mode: Literal["even", "lin_grow"] = "even"
-    step: int = 2
-    base: int = 4
-    n_channels: int = 16
-    growth_rate: int = 6
-    gr_factor: list[int] = field(default_factory=lambda: [1, 2, 4])
-    bn_factor: list[int] = field(default_factory=lambda: [1, 2, 4])
-    bottleneck: bool = True
-    prune: Literal["min", "max"] = "max"
-    reduction: float = 0.5
-    stem: Literal["cifar", "imagenet"] = "cifar"
-    head: Literal["cifar", "imagenet"] | None = None
-    head_channels: int = 128
-    dense: bool = True
-    multi_scale: bool = True
-    intermediate_classifiers: bool = True
-    exit_blocks: list[int] | None = None
-    init: Literal["paper", "pytorch"] = "paper"
-
-    def validate(self) -> None:
-        if len(self.input_size) != 3 or min(self.input_size) < 1:
-            raise ValueError(f"input_size must be [C, H, W] with positive entries, got {self.input_size}")
-        for key in ("num_classes", "n_blocks", "base", "n_channels", "growth_rate", "head_channels"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.step < 0 or (self.step_mode == "even" and self.n_blocks > 1 and self.step < 1):
-            raise ValueError(f"step must be >= 1, got {self.step}")
-        if not self.gr_factor or len(self.gr_factor) != len(self.bn_factor):
-            raise ValueError("gr_factor and bn_factor must be non-empty lists of the same length "
-                             f"(one entry per scale), got {self.gr_factor} and {self.bn_factor}")
-        if any(g < 1 for g in self.gr_factor) or any(b < 1 for b in self.bn_factor):
-            raise ValueError("gr_factor and bn_factor entries must be >= 1")
-        for s in range(1, self.num_scales):
-            if (self.growth_rate * self.gr_factor[s]) % 2:
-                raise ValueError(f"growth_rate * gr_factor[{s}] must be even (two branches of half "
-                                 f"width each), got {self.growth_rate} * {self.gr_factor[s]}")
-        if not 0.0 <= self.reduction <= 1.0:
-            raise ValueError(f"reduction must be in [0, 1], got {self.reduction}")
-        if self.exit_blocks is not None:
-            if not self.exit_blocks or sorted(set(self.exit_blocks)) != list(self.exit_blocks):
-                raise ValueError(f"exit_blocks must be a strictly increasing list, got {self.exit_blocks}")
-            if self.exit_blocks[0] < 1 or self.exit_blocks[-1] != self.n_blocks:
-                raise ValueError(f"exit_blocks must lie in 1..{self.n_blocks} and end with the last "
-                                 f"block {self.n_blocks}, got {self.exit_blocks}")
-        side = min(self.input_size[1:])
-        stem_stride = 4 if self.stem == "imagenet" else 1
-        if side < stem_stride * 2 ** (self.num_scales - 1):
-            raise ValueError(f"input_size {self.input_size} is too small for {self.num_scales} scales")
-
-    @property
-    def num_scales(self) -> int:
-        return len(self.gr_factor) if self.multi_scale else 1
-
-    @property
-    def scale_factors(self) -> list[int]:
-        return list(self.gr_factor[: self.num_scales])
-
-    @property
-    def bn_factors(self) -> list[int]:
-        return list(self.bn_factor[: self.num_scales])
-
-    @property
-    def steps(self) -> list[int]:
-        """Number of MSDN layers in each block."""
-        steps = [self.base]
-        for i in range(1, self.n_blocks):
-            steps.append(self.step if self.step_mode == "even" else self.step * i + 1)
-        return steps
-
-    @property
-    def exits(self) -> list[int]:
-        """1-based blocks with a classifier."""
-        if self.exit_blocks is not None:
-            return list(self.exit_blocks)
-        if not self.intermediate_classifiers:
-            return [self.n_blocks]
-        return list(range(1, self.n_blocks + 1))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,24 +1,31 @@
 """Every architecture is registered by name and built from its config: ``build(config)``.
 
-A family registers a typed config dataclass and a builder::
+A family registers a typed config dataclass (torch-free, :mod:`msdnet.models.configs`) and a
+builder::
 
     @register("msdnet", MSDNetConfig)
     def _build_msdnet(cfg: MSDNetConfig) -> MultiExitModel: ...
 
 ``build({"arch": "msdnet", ...}, source="config/models/x.yaml")`` validates the keys strictly
 (unknown keys and wrong types name the key and the file) and returns the model.
+
+Validating (:func:`parse`, :func:`load_config`, :func:`families`) imports no torch: the config
+classes come from :data:`msdnet.models.configs.CONFIGS`; the family modules (which register the
+builders) are imported on the first :func:`build`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..config import from_dict, load_yaml
-from ..errors import ConfigError
-from .base import MultiExitModel
-from .size import check_size
+from ..core.config import from_dict, load_yaml
+from ..core.errors import ConfigError
+from .configs import CONFIGS
+
+if TYPE_CHECKING:
+    from .base import MultiExitModel
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,19 @@ def register(name: str, config_cls: type) -> Callable[[Callable], Callable]:
 
 
 def families() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(CONFIGS) | set(_REGISTRY))
+
+
+def _config_cls(arch: str) -> type:
+    return _REGISTRY[arch].config_cls if arch in _REGISTRY else CONFIGS[arch]
+
+
+def _family(arch: str) -> Family:
+    """The registered builder of ``arch``, importing the family modules the first time."""
+    if arch not in _REGISTRY:
+        # importing a family module registers its builder (torch)
+        from . import densenet, fractalnet, imagenet, msdnet, resnet, wide_resnet  # noqa: F401
+    return _REGISTRY[arch]
 
 
 def parse(config: Mapping[str, Any], source: str = "<config>") -> Any:
@@ -49,10 +68,10 @@ def parse(config: Mapping[str, Any], source: str = "<config>") -> Any:
     if "arch" not in config:
         raise ConfigError(f"{source}: missing key 'arch' (one of: {', '.join(families())})")
     arch = config["arch"]
-    if arch not in _REGISTRY:
+    if arch not in families():
         raise ConfigError(f"{source}: unknown arch {arch!r} (one of: {', '.join(families())})")
     body = {k: v for k, v in config.items() if k != "arch"}
-    return from_dict(_REGISTRY[arch].config_cls, body, source)
+    return from_dict(_config_cls(arch), body, source)
 
 
 def build(config: Mapping[str, Any], source: str = "<config>") -> MultiExitModel:
@@ -61,8 +80,10 @@ def build(config: Mapping[str, Any], source: str = "<config>") -> MultiExitModel
     An absurdly large config (too deep, too many parameters; :mod:`msdnet.models.size`) is a
     ConfigError naming its size knobs, raised before anything is allocated.
     """
+    from .size import check_size         # torch
+
     cfg = parse(config, source)
-    family = _REGISTRY[config["arch"]]
+    family = _family(config["arch"])
     check_size(family.name, cfg, dict(config), family.builder, source)
     return family.builder(cfg)
 

@@ -33,15 +33,13 @@ Exits: units are the 3n residual blocks; see ``_layers`` for ``exits`` / ``exit_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import BaselineConfig, conv1x1, conv3x3, init_weights, split_units, stochastic_gate
+from ._layers import conv1x1, conv3x3, init_weights, split_units, stochastic_gate
 from .base import MultiExitModel, SegmentedMultiExit
+from .configs import ResNetConfig
 from .heads import PoolHead
 from .registry import register
 
@@ -103,38 +101,6 @@ class BasicBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"survival={self.survival:.4g}" if self.survival < 1.0 else ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResNetConfig(BaselineConfig):
-    """Config of arch ``resnet``.
-
-    Attributes:
-        depth: 6n + 2 (20, 32, 44, 56, 110, ...); n basic blocks per stage.
-        widths: channels of the three stages (16, 32, 64 in He et al.); the stem has widths[0].
-        shortcut: ``A`` (zero-padding identity, default) or ``B`` (1x1 projection).
-        stochastic_depth: p_L, survival probability of the last block (1.0 = off, 0.5 in
-            Huang et al. 2016); linear decay from the input.
-    """
-
-    depth: int
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64])
-    shortcut: Literal["A", "B"] = "A"
-    stochastic_depth: float = 1.0
-
-    def num_units(self) -> int:
-        return 3 * ((self.depth - 2) // 6)
-
-    def validate(self) -> None:
-        if self.depth < 8 or (self.depth - 2) % 6:
-            raise ValueError(f"key 'depth': a CIFAR ResNet has 6n + 2 layers (8, 14, 20, 32, "
-                             f"..., 110), got {self.depth}")
-        if len(self.widths) != 3 or any(w < 1 for w in self.widths):
-            raise ValueError(f"key 'widths': expected 3 positive stage widths, got {self.widths}")
-        if not 0.0 < self.stochastic_depth <= 1.0:
-            raise ValueError(f"key 'stochastic_depth': final survival probability must lie in "
-                             f"(0, 1], got {self.stochastic_depth}")
-        super().validate()
 
 
 def resnet_cifar(cfg: ResNetConfig) -> SegmentedMultiExit:

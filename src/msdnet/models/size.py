@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 MAX_PARAMETERS = 2_000_000_000
 MAX_PARAMETER_TENSORS = 3_000

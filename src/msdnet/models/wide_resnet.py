@@ -24,14 +24,13 @@ Exits: units are the 3n blocks; heads get BN-ReLU first (pre-activation features
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import BaselineConfig, conv1x1, conv3x3, init_weights, split_units
+from ._layers import conv1x1, conv3x3, init_weights, split_units
 from .base import MultiExitModel, SegmentedMultiExit
+from .configs import WideResNetConfig
 from .heads import PoolHead
 from .registry import register
 
@@ -64,34 +63,6 @@ class WideBasicBlock(nn.Module):
         out = self.conv1(o)
         out = self.conv2(self.dropout(F.relu(self.bn2(out))))
         return out + shortcut
-
-
-@dataclass(frozen=True, kw_only=True)
-class WideResNetConfig(BaselineConfig):
-    """Config of arch ``wide_resnet``.
-
-    Attributes:
-        depth: d = 6n + 4 (40 in WRN-40-k); n blocks per group.
-        widen_factor: k, multiplies the widths 16, 32, 64 of the three groups.
-        dropout: dropout probability inside every block (0 = off).
-    """
-
-    depth: int
-    widen_factor: int
-    dropout: float = 0.0
-
-    def num_units(self) -> int:
-        return 3 * ((self.depth - 4) // 6)
-
-    def validate(self) -> None:
-        if self.depth < 10 or (self.depth - 4) % 6:
-            raise ValueError(f"key 'depth': a WRN has 6n + 4 layers (10, 16, 22, 28, 40, ...), "
-                             f"got {self.depth}")
-        if self.widen_factor < 1:
-            raise ValueError(f"key 'widen_factor': must be >= 1, got {self.widen_factor}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"key 'dropout': must lie in [0, 1), got {self.dropout}")
-        super().validate()
 
 
 def wide_resnet(cfg: WideResNetConfig) -> SegmentedMultiExit:

@@ -1,0 +1,87 @@
+"""Helpers shared by the analysis modules: per-exit confidences and correctness, JSON-safe
+numbers, atomic CSV writing.
+
+The confidence measures (max_prob, entropy, margin) and the JSON-safe numbers are those of
+:mod:`msdnet.inference.scores` (re-exported here), the functions real early-exit inference uses.
+All arithmetic is float64, done exit by exit in row chunks so that an ImageNet-sized file
+(50,000 images x 1,000 classes) never needs a float64 copy of all its logits at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...core.io import atomic_path
+from ...inference.predictions import Predictions
+from ...inference.scores import (CONFIDENCES, check_measure, confidence_rows, json_list,  # noqa: F401
+                                json_number, log_softmax, parse_json_number, softmax)
+
+_CHUNK_ELEMENTS = 1 << 22  # float64 elements per chunk (32 MiB)
+
+
+def exit_scores(preds: Predictions, measure: str = "max_prob") -> tuple[np.ndarray, np.ndarray]:
+    """Per-exit confidence [E, N] (float64) and correctness [E, N] (bool) of a predictions file.
+
+    Correct means argmax of that exit's logits equals the label (first index on ties).
+    """
+    check_measure(measure)
+    logits = preds.logits
+    e, n, c = logits.shape
+    conf = np.empty((e, n), dtype=np.float64)
+    correct = np.empty((e, n), dtype=bool)
+    rows = max(1, _CHUNK_ELEMENTS // max(c, 1))
+    labels = np.asarray(preds.labels)
+    for k in range(e):
+        for s in range(0, n, rows):
+            block = logits[k, s:s + rows]
+            conf[k, s:s + rows] = confidence_rows(block, measure)
+            correct[k, s:s + rows] = block.argmax(axis=1) == labels[s:s + rows]
+    return conf, correct
+
+
+def exit_accuracy(preds: Predictions) -> np.ndarray:
+    """Top-1 accuracy (%) of every exit, [E]; NaN for an empty file."""
+    if len(preds) == 0:
+        return np.full(preds.num_exits, np.nan)
+    pred = preds.logits.argmax(axis=2)
+    return (pred == np.asarray(preds.labels)[None, :]).mean(axis=1) * 100.0
+
+
+def model_name(preds: Predictions, default: str = "model") -> str:
+    """The model name recorded in ``meta`` (``model``, then ``arch``), else ``default``."""
+    for key in ("model", "arch"):
+        value = preds.meta.get(key) if isinstance(preds.meta, dict) else None
+        if value:
+            return str(value)
+    return default
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as JSON-safe dicts."""
+    out = []
+    for row in df.to_dict(orient="records"):
+        out.append({k: (json_number(v) if isinstance(v, (int, float, np.number)) else v)
+                    for k, v in row.items()})
+    return out
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, allow_nan=False)
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a table as CSV atomically (a temporary name, then rename)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """A readable fixed-width rendering for the terminal."""
+    if df.empty:
+        return "(no rows)"
+    return df.to_string(index=False, float_format=lambda v: f"{v:.6g}")

@@ -1,0 +1,142 @@
+"""Row builders: the tidy tables behind the figures, from predictions files.
+
+Each builder is ``build(section, sources) -> DataFrame``: ``section`` is the figure's section of
+a preset (legend labels -> model or ensemble names), ``sources`` finds the predictions of every
+(name, seed). ``msdnet.figures.registry`` says which builder makes which table; ``msdnet collect``
+runs one. The analysis itself (accuracies, thresholds, envelopes) lives in ``msdnet.evaluation.analysis``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .analysis.anytime import anytime_table
+from .analysis.budgeted import BudgetedEvaluator, envelope
+from .analysis.common import exit_accuracy
+from .analysis.easy_hard import add_fallback_hard, easy_hard_table
+from .analysis.staircase import baseline_row, run_row, staircase_table
+from ..core.errors import ConfigError
+from ..inference.predictions import Predictions, load, with_costs
+
+__all__ = ["Sources", "anytime_rows", "budgeted_rows", "dynamic_rows", "reduction_lazy_rows",
+           "staircase_rows", "easy_hard_rows", "COST_DEFAULT"]
+
+# Budgeted curves count lazy evaluation (features an earlier exit computed are reused), as a real
+# early-exit run spends; `msdnet budgeted` uses the same default (--costs lazy). Anytime curves
+# and single networks use full costs (one exit evaluated alone).
+COST_DEFAULT = "lazy"
+
+
+class Sources:
+    """Where each (name, seed)'s predictions live: ``{name: {seed: directory}}``; a directory
+    holds ``val.npz`` and ``test.npz``."""
+
+    def __init__(self, dirs: Mapping[str, Mapping[int | str, str | Path]]):
+        self.dirs = {name: {int(s): Path(d) for s, d in seeds.items()} for name, seeds in dirs.items()}
+
+    def seeds(self, name: str) -> list[int]:
+        if name not in self.dirs:
+            raise ConfigError(f"no predictions were planned for {name!r}; add it to the table's sources")
+        return sorted(self.dirs[name])
+
+    def load(self, name: str, seed: int, split: str, costs: str = "full") -> Predictions:
+        return with_costs(load(self.dirs[name][seed] / f"{split}.npz"), costs)
+
+
+def _as_list(names: str | list[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
+def anytime_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
+    """Columns: model (legend label), name, seed, exit, macs, params, accuracy (top-1 %)."""
+    frames = []
+    for label, name in section.items():
+        for seed in src.seeds(name):
+            df = anytime_table(src.load(name, seed, "test"), model=label)
+            frames.append(df.assign(name=name, seed=seed))
+    return pd.concat(frames, ignore_index=True)[["model", "name", "seed", "exit", "macs", "params", "accuracy"]]
+
+
+BUDGETED_COLUMNS = ["model", "family", "name", "seed", "kind", "p", "avg_macs", "accuracy",
+                    "val_avg_macs", "val_accuracy"]
+
+
+def dynamic_rows(section: Mapping[str, list[str]], src: Sources,
+                 costs: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Dynamic-evaluation curves (see :func:`budgeted_rows`), one per legend label."""
+    rows = []
+    for label, names in section.items():
+        cost_kind = (costs or {}).get(label, COST_DEFAULT)
+        for seed in src.seeds(names[0]):
+            points = {}
+            for name in names:
+                ev = BudgetedEvaluator(src.load(name, seed, "val", cost_kind),
+                                       src.load(name, seed, "test", cost_kind))
+                points[name] = ev.sweep()
+            chosen = points[names[0]] if len(names) == 1 else envelope(points)
+            for pt in chosen:
+                rows.append({"model": label, "name": pt.model if len(names) > 1 else names[0],
+                             "seed": seed, "kind": "dynamic", "p": pt.p,
+                             "avg_macs": pt.avg_macs, "accuracy": pt.accuracy,
+                             "val_avg_macs": pt.val_avg_macs, "val_accuracy": pt.val_accuracy})
+    return pd.DataFrame(rows, columns=BUDGETED_COLUMNS)
+
+
+def budgeted_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame:
+    """Columns: model (legend label), family (single networks: the label that joins several
+    sizes into one line), name (the network a point comes from), seed, kind (dynamic | single),
+    p, avg_macs, accuracy (top-1 %), val_avg_macs, val_accuracy.
+
+    A dynamic curve over several models is their best-on-validation envelope (the paper's MSDNet
+    curve); over one model it is that model's sweep of p, counting lazy evaluation (the section's
+    ``costs: full`` counts every exit alone instead). A single
+    network is one point (its last exit, full cost); a label with several single networks is a
+    line through their sizes.
+    """
+    dynamic = dynamic_rows(section.get("dynamic", {}), src,
+                           {label: section.get("costs", COST_DEFAULT) for label in section.get("dynamic", {})})
+    rows = []
+    for label, names in section.get("single", {}).items():
+        for name in _as_list(names):
+            for seed in src.seeds(name):
+                test, val = src.load(name, seed, "test"), src.load(name, seed, "val")
+                rows.append({"model": label if isinstance(names, str) else name, "family": label,
+                             "name": name, "seed": seed, "kind": "single", "p": float("nan"),
+                             "avg_macs": float(test.exit_macs[-1]), "accuracy": _last(test),
+                             "val_avg_macs": float(val.exit_macs[-1]), "val_accuracy": _last(val)})
+    single = pd.DataFrame(rows, columns=BUDGETED_COLUMNS)
+    return pd.concat([df for df in (dynamic, single) if not df.empty] or [dynamic], ignore_index=True)
+
+
+def reduction_lazy_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame:
+    """The budgeted columns for MSDNet with and without network reduction / lazy evaluation."""
+    return dynamic_rows({k: v["models"] for k, v in section.items()}, src,
+                        costs={k: v["costs"] for k, v in section.items()})
+
+
+def _last(preds: Predictions) -> float:
+    return float(exit_accuracy(preds)[-1])
+
+
+def staircase_rows(section: Mapping[str, Mapping], src: Sources) -> pd.DataFrame:
+    """msdnet.evaluation.analysis.staircase's table: family, location, metric, mean, std, n_seeds."""
+    runs, base = [], []
+    for family, spec in section.items():
+        for seed in src.seeds(spec["baseline"]):
+            base.append(baseline_row(src.load(spec["baseline"], seed, "test"), family, seed))
+        for loc, name in spec["runs"].items():
+            for seed in src.seeds(name):
+                runs.append(run_row(src.load(name, seed, "test"), family, seed, float(loc)))
+    return staircase_table(pd.DataFrame(runs), pd.DataFrame(base))
+
+
+def easy_hard_rows(section: Mapping, src: Sources) -> pd.DataFrame:
+    """msdnet.evaluation.analysis.easy_hard's table for the first seed of the chosen model."""
+    seed = src.seeds(section["model"])[0]
+    test = src.load(section["model"], seed, "test")
+    per_class = section.get("per_class", 4)
+    return add_fallback_hard(easy_hard_table(test, per_class=per_class), test, per_class=per_class)

@@ -1,0 +1,107 @@
+"""Which Snakemake plugins a workflow profile needs, and whether they are installed.
+
+A profile, ``profiles/<name>/config.yaml``, names its executor (``executor: slurm``) and
+may name a default storage provider (``default-storage-provider: s3``); the command line may
+replace either. Every executor but Snakemake's own (local, dryrun, touch) and every storage
+provider is a plugin package, named by convention: executor X is the module
+``snakemake_executor_plugin_X`` (``pip install snakemake-executor-plugin-X``), storage X is
+``snakemake_storage_plugin_X`` (``pip install snakemake-storage-plugin-X``). Without it Snakemake
+rejects ``--executor X`` with a page of usage before it reads the workflow; ``msdnet cluster``
+says instead, in one line, what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..core.errors import ConfigError
+from .runs import NAME_PATTERN
+
+PROFILES = Path("profiles")
+NAME = re.compile(NAME_PATTERN)                         # a profile: a folder under PROFILES
+PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")      # an executor or storage plugin's name
+BUILTIN_EXECUTORS = frozenset({"local", "dryrun", "touch"})
+
+
+@dataclass(frozen=True)
+class Plugin:
+    kind: str   # "executor" or "storage"
+    name: str   # e.g. slurm, kubernetes, s3
+
+    @property
+    def module(self) -> str:
+        return f"snakemake_{self.kind}_plugin_{self.name.replace('-', '_')}"
+
+    @property
+    def pip(self) -> str:
+        return f"snakemake-{self.kind}-plugin-{self.name}"
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+def profile_dir(name: str, root: Path | str = ".") -> Path:
+    """profiles/<name> (relative to root), checked: a plain name, a folder with a config.yaml."""
+    base = Path(root) / PROFILES
+    if not NAME.match(name or ""):
+        raise ConfigError(f"profile {name!r}: not a profile name (letters, digits, '-' and '_'; "
+                          f"one of {_available(base)})")
+    path = base / name / "config.yaml"
+    if not path.is_file():
+        if not base.is_dir():
+            raise ConfigError(f"no {PROFILES}/ here: run from the repository root")
+        raise ConfigError(f"{PROFILES / name}: no such profile (no config.yaml); one of {_available(base)}")
+    return PROFILES / name
+
+
+def _available(base: Path) -> str:
+    names = sorted(p.parent.name for p in base.glob("*/config.yaml")) if base.is_dir() else []
+    return ", ".join(names) or "none found"
+
+
+def _last_value(args: list[str], *flags: str) -> str | None:
+    """The value of the last ``--flag VALUE`` or ``--flag=VALUE`` in args (Snakemake's own rule)."""
+    value = None
+    for i, a in enumerate(args):
+        for flag in flags:
+            if a == flag and i + 1 < len(args):
+                value = args[i + 1]
+            elif a.startswith(flag + "="):
+                value = a.split("=", 1)[1]
+    return value
+
+
+def required_plugins(profile: Path | str, args: list[str] | tuple[str, ...] = (), root: Path | str = ".") -> list[Plugin]:
+    """The plugins that running Snakemake with this profile (and these arguments) needs."""
+    path = Path(root) / profile / "config.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{Path(profile) / 'config.yaml'}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{Path(profile) / 'config.yaml'}: not a mapping of Snakemake options")
+    args = list(args)
+    wanted = [("executor", _last_value(args, "--executor", "-e") or doc.get("executor")),
+              ("storage", _last_value(args, "--default-storage-provider") or doc.get("default-storage-provider"))]
+    plugins = []
+    for kind, name in wanted:
+        if name is None or (kind == "executor" and name in BUILTIN_EXECUTORS):
+            continue
+        if not isinstance(name, str) or not PLUGIN_NAME.match(name):
+            raise ConfigError(f"{Path(profile) / 'config.yaml'}: {kind} {name!r} is not a plugin name "
+                              "(lower-case letters, digits and '-')")
+        plugins.append(Plugin(kind, name))
+    return plugins
+
+
+def missing_message(profile: Path | str, missing: list[Plugin]) -> str:
+    """One line: what the profile needs and the pip install that brings it."""
+    names = [p.pip for p in missing]
+    verb = "is" if len(names) == 1 else "are"
+    return (f"error: {Path(profile).as_posix()} needs {' and '.join(names)}, which {verb} not installed: "
+            f"pip install {' '.join(names)}")
