@@ -13,7 +13,7 @@ import pytest
 
 PROBE = """
 import json, sys
-from msdnet import kernels
+from msdnet.core import kernels
 kernels.pin()                      # what msdnet.cli.main does first
 import torch
 print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "record": kernels.record()}))
@@ -44,7 +44,8 @@ def test_native_opts_out_and_says_so():
 
 
 def test_the_cli_pins_before_any_command_runs(monkeypatch):
-    from msdnet import cli, kernels
+    from msdnet import cli
+    from msdnet.core import kernels
 
     seen = {}
     monkeypatch.setattr(kernels, "pin", lambda: seen.setdefault("pinned", True))

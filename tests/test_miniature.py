@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msdnet.config import load_yaml
-from msdnet.errors import ConfigError
+from msdnet.core.config import load_yaml
+from msdnet.core.errors import ConfigError
 from msdnet.models.miniature import RULE, SOURCES, miniature, miniature_yaml, source_path, target_path
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cost_table(root: str = "config/models") -> str:
     """Markdown: per network, the paper's and the miniature's first/last exit MMACs and ratio."""
-    from ..config import load_yaml
-    from ..cost import count_costs
+    from ..core.config import load_yaml
+    from ..models.cost import count_costs
     from ..models import build
     from ..models.miniature import miniature, source_path
 

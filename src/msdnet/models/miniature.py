@@ -77,12 +77,10 @@ def _divide(value: Any, divisor: int, where: str) -> Any:
     return value // divisor
 
 
-def _family_defaults(arch: str) -> dict[str, Any]:
-    from .registry import _REGISTRY   # the typed configs carry the defaults
-
-    cls = _REGISTRY[arch].config_cls
+def _family_defaults(config_cls: type) -> dict[str, Any]:
+    """The defaults of a family's typed config (what a paper file leaves out)."""
     out = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(config_cls):
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -94,12 +92,12 @@ def miniature(config: Mapping[str, Any], source: str = "<config>", rule: Mapping
     """The miniature of a paper model config (a mapping with ``arch``), by :data:`RULE`."""
     from .registry import parse
 
-    parse(config, source)
+    typed = parse(config, source)
     arch = config["arch"]
     if arch not in WIDTH_KEYS:
         raise ConfigError(f"{source}: the miniature rule has no width knobs for arch {arch!r} "
                           f"(it covers {', '.join(sorted(WIDTH_KEYS))})")
-    defaults = _family_defaults(arch)
+    defaults = _family_defaults(type(typed))
     out = dict(config)
     for key in WIDTH_KEYS[arch]:
         out[key] = _divide(out.get(key, defaults.get(key)), rule["width_divisor"], f"{source}: key '{key}'")
