@@ -69,7 +69,8 @@ def test_final_artifact_and_metrics_are_byte_identical_across_identical_runs(two
 def test_final_artifact_holds_weights_config_and_metrics_only(two_runs):
     final = torch.load(two_runs / "a" / "model.pt", weights_only=True)
     assert set(final) == {"format", "msdnet_version", "model", "config", "config_hash", "epoch", "epochs",
-                          "num_exits", "finished", "metrics"}
+                          "num_exits", "finished", "metrics", "cpu_kernels"}
+    assert final["cpu_kernels"]["mode"] in ("pinned", "native")          # msdnet.core.kernels.record
     ckpt = load_checkpoint(two_runs / "a" / "checkpoint.pt")
     assert final["config_hash"] == ckpt["config_hash"] and final["config"] == ckpt["config"]
     assert final["finished"] is True and final["epoch"] == final["epochs"] == 1 and final["num_exits"] == 2
