@@ -52,8 +52,7 @@ SOURCES: tuple[str, ...] = (
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet62", "resnet110",
     "resnet110-stochastic-depth",
     "densenet-bc-16-k12", "densenet-bc-28-k12", "densenet-bc-40-k12", "densenet-bc-52-k12",
-    "resnet-staircase-30", "resnet-staircase-70",
-    "densenet-staircase-30", "densenet-staircase-70",
+    "resnet-staircase-50", "densenet-staircase-50",
 )
 # Not in the miniature: FractalNet (its five pooling blocks need 32x32 inputs) and WRN-40-1 (its
 # width is a multiplier of 16, so half of it is not a config the family can express).
