@@ -15,8 +15,8 @@
 # # MSDNet reproduction: findings and figures
 #
 # Which of the paper's findings this preset's tables reproduce, then the paper's figures (and
-# the four beyond it that the preset draws) with the numbers behind each (read from `{results_dir}/tables/*.csv`, the files
-# `msdnet figure` draws from). The two collapsed cells below are set-up: parameters and helpers.
+# four beyond it) with the numbers behind each (read from `{results_dir}/tables/*.csv`, the
+# files `msdnet figure` draws from). The two collapsed cells below are set-up: parameters and helpers.
 # Paths, pairing with the `.py` and running it by hand: `notebooks/README.md`.
 
 # %% tags=["parameters"] jupyter={"source_hidden": true}
