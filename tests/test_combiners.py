@@ -371,3 +371,37 @@ def test_combine_calibrate_needs_val_and_refuses_a_swapped_pair(run_dir, capsys)
     assert main(["combine", "--test", str(run_dir / "val.npz"), "--val", str(run_dir / "test.npz"),
                  "--combiner", "mean", "--calibrate"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# -- the figures --------------------------------------------------------------------------------
+
+def test_the_four_figures_draw_their_tables(run_dir):
+    from msdnet.figures import combiners as F
+    from msdnet.figures.registry import FIGURES, resolve
+
+    src = Sources({"m": {0: run_dir}})
+    for fid in ("anytime-combiners", "monotonicity", "calibration", "budgeted-combiners"):
+        spec = FIGURES[fid]
+        assert not spec.macs_axis                        # the paper has no points to draw beside them
+        tables = {t.name: resolve(t.build)({"MSDNet": "m"}, src) for t in spec.tables}
+        fig = resolve(spec.draw)(tables)
+        assert fig.axes
+    fig = F.anytime_combiners_figure(T.combiners_rows({"MSDNet": "m"}, src))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["as trained", "temperature-scaled per exit"]
+    for ax in panels:
+        assert [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")] == \
+            list(cb.COMBINERS)
+    # several models: one curve per model and combiner
+    two = T.budgeted_combiners_rows({"A": "m", "B": "m"}, src)
+    fig = F.budgeted_combiners_figure(two)
+    labels = {ln.get_label() for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")}
+    assert labels == {f"{m}: {c}" for m in "AB" for c in cb.COMBINERS}
+
+
+def test_a_figure_names_the_missing_column(run_dir):
+    from msdnet.figures import combiners as F
+
+    df = T.monotonicity_rows({"MSDNet": "m"}, Sources({"m": {0: run_dir}})).drop(columns=["epsilon"])
+    with pytest.raises(DataError, match="epsilon"):
+        F.monotonicity_figure(df)
