@@ -143,6 +143,7 @@ def combiner_tables(tmp_path):
         for split, n, start in (("val", 150, 0), ("test", 200, 1000)):
             p = make_predictions(rng, n_exits=4, n_images=n, meta={"split": split, "dataset": "x"})
             p.sample_ids = np.arange(start, start + n)
+            p.exit_macs = np.array([1e6, 2e6, 4e6, 6e6])
             save(d / f"{split}.npz", p)
         dirs[seed] = d
     src, section, out = T.Sources({"m": dirs}), {"MSDNet": "m"}, {}
