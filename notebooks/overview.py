@@ -14,9 +14,9 @@
 # %% [markdown]
 # # MSDNet reproduction: findings and figures
 #
-# Which of the paper's findings this preset's tables reproduce, then all seven figures of the
-# paper with the numbers behind each (read from `{results_dir}/tables/*.csv`, the files
-# `msdnet figure` draws from). The two collapsed cells below are set-up: parameters and helpers.
+# Which of the paper's findings this preset's tables reproduce, then the paper's figures (and
+# four beyond it) with the numbers behind each (read from `{results_dir}/tables/*.csv`, the
+# files `msdnet figure` draws from). The two collapsed cells below are set-up: parameters and helpers.
 # Paths, pairing with the `.py` and running it by hand: `notebooks/README.md`.
 
 # %% tags=["parameters"] jupyter={"source_hidden": true}
@@ -213,6 +213,45 @@ if reduction_lazy is not None:
     budgets = summary.common_budgets(reduction_lazy)
     display(attempt("reduction-lazy budgets", summary.budgeted_at_budgets, reduction_lazy, budgets))
     fig = attempt("reduction-lazy figure", F.reduction_lazy_figure, reduction_lazy)
+    if fig is not None:
+        show(fig)
+
+# %% [markdown]
+# ## Beyond the paper: combining exits and calibration
+# The paper answers with the last exit's softmax. Here each exit's answer also combines the
+# exits so far (`mean`, `caching`, `product`; docs/method.md), with and without a per-exit
+# temperature fitted on the validation split: anytime accuracy, the share of test images whose
+# true-class probability drops between exits (conditional monotonicity), the calibration of
+# each exit and the budgeted curve with each combiner's confidence.
+
+# %%
+from msdnet.figures import combiners as combiner_figures
+
+combiners = table("combiners")
+if combiners is not None:
+    last = combiners[combiners["exit"] == combiners.groupby("model")["exit"].transform("max")]
+    display(Markdown("Last exit, mean over seeds:"))
+    display(last.groupby(["model", "calibrated", "combiner"], sort=False)[
+        ["accuracy", "ece_percent", "nll"]].mean().round(2))
+    fig = attempt("anytime-combiners figure", combiner_figures.anytime_combiners_figure, combiners)
+    if fig is not None:
+        show(fig)
+monotonicity = table("monotonicity")
+if monotonicity is not None:
+    fig = attempt("monotonicity figure", combiner_figures.monotonicity_figure, monotonicity)
+    if fig is not None:
+        show(fig)
+calibration, reliability = table("calibration"), table("reliability")
+if calibration is not None and reliability is not None:
+    display(calibration.groupby(["model", "exit"])[
+        ["temperature", "ece_percent", "ece_percent_calibrated"]].mean().round(3))
+    fig = attempt("calibration figure", combiner_figures.calibration_figure, calibration, reliability)
+    if fig is not None:
+        show(fig)
+budgeted_combiners = table("budgeted_combiners")
+if budgeted_combiners is not None:
+    fig = attempt("budgeted-combiners figure", combiner_figures.budgeted_combiners_figure,
+                  budgeted_combiners)
     if fig is not None:
         show(fig)
 

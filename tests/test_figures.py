@@ -126,13 +126,37 @@ def files(tmp_path_factory):
                                                                           index=False)
     budgeted_table(REDUCTION_MODELS, singles=()).to_csv(paths["reduction_lazy"], index=False)
     reference_table().to_csv(paths["reference"], index=False)
+    paths.update(combiner_tables(tmp_path))
     return paths
 
 
+def combiner_tables(tmp_path):
+    """The combiner figures' tables, built from synthetic predictions of two seeds."""
+    from msdnet.evaluation import tables as T
+    from msdnet.evaluation.analysis.synthetic import make_predictions
+    from msdnet.inference.predictions import save
+
+    rng = np.random.default_rng(0)
+    dirs = {}
+    for seed in (0, 1):
+        d = tmp_path / "pred" / f"seed{seed}"
+        for split, n, start in (("val", 150, 0), ("test", 200, 1000)):
+            p = make_predictions(rng, n_exits=4, n_images=n, meta={"split": split, "dataset": "x"})
+            p.sample_ids = np.arange(start, start + n)
+            p.exit_macs = np.array([1e6, 2e6, 4e6, 6e6])
+            save(d / f"{split}.npz", p)
+        dirs[seed] = d
+    src, section, out = T.Sources({"m": dirs}), {"MSDNet": "m"}, {}
+    for name in ("combiners", "monotonicity", "calibration", "reliability", "budgeted_combiners"):
+        out[name] = tmp_path / "tables" / f"{name}.csv"
+        getattr(T, f"{name}_rows")(section, src).to_csv(out[name], index=False)
+    return out
+
+
 def cli_args(fid, p):
-    if fid == "densenet-star":
-        return ["--table", str(p["densenet_star_anytime"]), "--table", str(p["densenet_star_budgeted"])]
-    args = ["--table", str(p[fid.replace("-", "_")])]
+    from msdnet.figures.registry import FIGURES
+
+    args = [a for t in FIGURES[fid].tables for a in ("--table", str(p[t.name]))]
     if fid == "easy-hard":
         args += ["--data", str(p["data"])]
     return args
@@ -177,7 +201,8 @@ def test_cli_writes_valid_pdf_and_png(fid, files, tmp_path, capsys):
     assert sorted(p.name for p in out.parent.iterdir()) == sorted([pdf.name, png.name])  # no temp left
     captured = capsys.readouterr()
     assert "wrote" in captured.out
-    assert ("--reference is ignored" in captured.err) == (fid in ("staircase", "easy-hard"))
+    from msdnet.figures.registry import FIGURES
+    assert ("--reference is ignored" in captured.err) == (not FIGURES[fid].macs_axis)
 
 
 def test_out_with_suffix_is_a_stem(files, tmp_path):

@@ -39,6 +39,10 @@ FIGURES = {
                        "MSDNet w/o lazy evaluation": {"models": ["msdnet"], "costs": "full"}},
     "staircase": {"ResNet": {"baseline": "resnet", "runs": {0.3: "resnet-mc", 0.7: "densenet-star"}}},
     "easy-hard": {"model": "msdnet", "per_class": 2},
+    "anytime-combiners": {"MSDNet": "msdnet"},
+    "monotonicity": {"MSDNet": "msdnet"},
+    "calibration": {"MSDNet": "msdnet"},
+    "budgeted-combiners": {"MSDNet": "msdnet"},
 }
 
 
@@ -186,8 +190,9 @@ def test_overview_runs_in_its_folder_with_every_section(tree):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert "skipped" not in text and "no images" not in text, text
     # anytime, budgeted, staircase, ablation, easy-hard (redrawn from the data summary, no PNG
-    # in figures/), densenet-star, reduction-lazy
-    assert _pngs(outputs) == 7
+    # in figures/), densenet-star, reduction-lazy; anytime-combiners, monotonicity, calibration,
+    # budgeted-combiners
+    assert _pngs(outputs) == 11
     assert nb.metadata.papermill.parameters["results_dir"] == ".."
     assert nb.metadata.papermill.parameters["repo_dir"] == "../../.."
     assert nb.metadata.jupytext.formats == "ipynb,py:percent"
@@ -204,7 +209,7 @@ def test_overview_runs_in_its_folder_with_every_section(tree):
     subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(out)], check=True, capture_output=True)
     synced = nbformat.read(out, as_version=4)
     assert any("(edited)" in c.source for c in synced.cells)
-    assert _pngs(_outputs(synced)[0]) == 7
+    assert _pngs(_outputs(synced)[0]) == 11
     assert not (tree / "results" / PRESET / "notebooks" / "data").exists()   # data read from the repo's
 
 

@@ -10,10 +10,18 @@ STEM.png. Which tables each figure takes is declared in ``msdnet.figures.registr
     msdnet figure easy-hard      --table easy_hard.csv --data DATA [--labels L ..]
                                  [--max-classes N] [--per-kind N] --out STEM
 
+Beyond the paper (exit combiners and calibration; no paper's points):
+
+    msdnet figure anytime-combiners  --table combiners.csv --out STEM
+    msdnet figure monotonicity       --table monotonicity.csv --out STEM
+    msdnet figure calibration        --table calibration.csv --table reliability.csv --out STEM
+    msdnet figure budgeted-combiners --table budgeted_combiners.csv --out STEM
+
 The paper's points (``--reference``, columns dataset, curve, macs_millions, top1_percent, figure)
 are drawn only where ``dataset`` equals ``--dataset`` and ``figure`` equals ID; a data set
-without points for the figure draws none and says so on the figure and on stderr. staircase and easy-hard have no MACs
-axis: there ``--reference`` is ignored with a note on stderr.
+without points for the figure draws none and says so on the figure and on stderr. Figures
+without the paper's points (staircase, easy-hard and the four above) ignore ``--reference``
+with a note on stderr.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("figure", choices=FIGURE_IDS, metavar="ID",
                         help=f"which figure: {', '.join(FIGURE_IDS)}")
     parser.add_argument("--table", action="append", default=[], metavar="CSV",
-                        help="the figure's table; densenet-star takes two (anytime, then budgeted)")
+                        help="the figure's table; densenet-star takes two (anytime, then budgeted), "
+                             "calibration two (calibration, then reliability)")
     parser.add_argument("--data", metavar="FILE",
                         help="easy-hard: the data whose test split holds the images (a data summary "
                              "JSON from `msdnet data --out`, a data YAML or a recipe)")

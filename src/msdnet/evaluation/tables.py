@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .analysis.anytime import anytime_table
-from .analysis.budgeted import BudgetedEvaluator, envelope
+from .analysis.budgeted import BudgetedEvaluator, check_pair, envelope
+from .analysis.combiners import (COMBINERS, EPSILONS, combined_predictions, exit_metrics,
+                                 fit_temperatures)
 from .analysis.common import exit_accuracy
 from .analysis.easy_hard import add_fallback_hard, easy_hard_table
 from .analysis.staircase import baseline_row, run_row, staircase_table
@@ -23,7 +25,8 @@ from ..core.errors import ConfigError
 from ..inference.predictions import Predictions, load, with_costs
 
 __all__ = ["Sources", "anytime_rows", "budgeted_rows", "dynamic_rows", "reduction_lazy_rows",
-           "staircase_rows", "easy_hard_rows", "COST_DEFAULT"]
+           "staircase_rows", "easy_hard_rows", "COST_DEFAULT", "combiners_rows",
+           "monotonicity_rows", "calibration_rows", "reliability_rows", "budgeted_combiners_rows"]
 
 # Budgeted curves count lazy evaluation (features an earlier exit computed are reused), as a real
 # early-exit run spends; `msdnet budgeted` uses the same default (--costs lazy). Anytime curves
@@ -140,3 +143,120 @@ def easy_hard_rows(section: Mapping, src: Sources) -> pd.DataFrame:
     test = src.load(section["model"], seed, "test")
     per_class = section.get("per_class", 4)
     return add_fallback_hard(easy_hard_table(test, per_class=per_class), test, per_class=per_class)
+
+
+# -- beyond the paper: exit combiners and calibration (msdnet.evaluation.analysis.combiners) ----
+
+COMBINERS_COLUMNS = ["model", "seed", "combiner", "calibrated", "exit", "macs", "accuracy",
+                     "ece_percent", "nll"]
+MONOTONICITY_COLUMNS = ["model", "seed", "combiner", "calibrated", "epsilon", "decrease_percent"]
+CALIBRATION_COLUMNS = ["model", "seed", "exit", "macs", "temperature", "ece_percent",
+                       "ece_percent_calibrated", "nll", "nll_calibrated"]
+RELIABILITY_COLUMNS = ["model", "seed", "exit", "calibrated", "bin", "lower", "upper", "count",
+                       "confidence", "accuracy"]
+BUDGETED_COMBINERS_COLUMNS = BUDGETED_COLUMNS + ["combiner"]
+
+
+def _val_test(src: Sources, name: str, seed: int, costs: str = "full") -> tuple[Predictions, Predictions]:
+    """The (validation, test) predictions of a run, checked to belong together."""
+    val, test = src.load(name, seed, "val", costs), src.load(name, seed, "test", costs)
+    check_pair(val, test, f"{name} seed {seed} val.npz", f"{name} seed {seed} test.npz")
+    return val, test
+
+
+def _combiner_metrics(section: Mapping[str, str], src: Sources):
+    """(label, seed, test, temperatures, {(combiner, calibrated): Metrics}) per model and seed;
+    temperatures are fitted on the validation file only."""
+    for label, name in section.items():
+        for seed in src.seeds(name):
+            val, test = _val_test(src, name, seed)
+            temps = fit_temperatures(val)
+            metrics = {(comb, cal): exit_metrics(test, comb, temps if cal else None)
+                       for cal in (False, True) for comb in COMBINERS}
+            yield label, seed, test, temps, metrics
+
+
+def combiners_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
+    """Per model (legend label), seed, combiner, calibrated (per-exit temperature scaling fitted
+    on the validation split) and exit: macs (full, as the anytime table), accuracy (top-1 %),
+    ece_percent, nll; on the test split."""
+    rows = []
+    for label, seed, test, _temps, metrics in _combiner_metrics(section, src):
+        for (comb, cal), m in metrics.items():
+            for k in range(test.num_exits):
+                rows.append({"model": label, "seed": seed, "combiner": comb, "calibrated": cal,
+                             "exit": k + 1, "macs": float(test.exit_macs[k]),
+                             "accuracy": float(m.accuracy[k]), "ece_percent": float(m.ece_percent[k]),
+                             "nll": float(m.nll[k])})
+    return pd.DataFrame(rows, columns=COMBINERS_COLUMNS)
+
+
+def monotonicity_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
+    """Per model, seed, combiner, calibrated and epsilon: decrease_percent, the % of test images
+    whose true-class probability falls by more than epsilon from an exit to a later one."""
+    rows = []
+    for label, seed, _test, _temps, metrics in _combiner_metrics(section, src):
+        for (comb, cal), m in metrics.items():
+            for eps in EPSILONS:
+                rows.append({"model": label, "seed": seed, "combiner": comb, "calibrated": cal,
+                             "epsilon": eps, "decrease_percent": m.decrease_percent[eps]})
+    return pd.DataFrame(rows, columns=MONOTONICITY_COLUMNS)
+
+
+def _softmax_calibration(section: Mapping[str, str], src: Sources):
+    for label, name in section.items():
+        for seed in src.seeds(name):
+            val, test = _val_test(src, name, seed)
+            temps = fit_temperatures(val)
+            yield label, seed, test, temps, exit_metrics(test), exit_metrics(test, temperatures=temps)
+
+
+def calibration_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
+    """Per model, seed and exit of the paper's softmax: the temperature fitted on the validation
+    split, and ECE (%) and NLL on the test split before and after scaling."""
+    rows = []
+    for label, seed, test, temps, raw, cal in _softmax_calibration(section, src):
+        for k in range(test.num_exits):
+            rows.append({"model": label, "seed": seed, "exit": k + 1, "macs": float(test.exit_macs[k]),
+                         "temperature": float(temps[k]), "ece_percent": float(raw.ece_percent[k]),
+                         "ece_percent_calibrated": float(cal.ece_percent[k]),
+                         "nll": float(raw.nll[k]), "nll_calibrated": float(cal.nll[k])})
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
+
+
+def reliability_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
+    """The reliability diagram of the first and the last exit (the paper's softmax), before and
+    after temperature scaling: per model, seed, exit, calibrated and confidence bin (15
+    equal-width bins, lower < confidence <= upper): count, confidence (mean) and accuracy (%)
+    of the test images in it (NaN for an empty bin)."""
+    rows = []
+    for label, seed, test, _temps, raw, cal in _softmax_calibration(section, src):
+        n_bins = raw.bins.shape[1]
+        for k in sorted({0, test.num_exits - 1}):
+            for calibrated, m in ((False, raw), (True, cal)):
+                for b in range(n_bins):
+                    count, conf, ok = m.bins[k, b]
+                    rows.append({"model": label, "seed": seed, "exit": k + 1, "calibrated": calibrated,
+                                 "bin": b, "lower": b / n_bins, "upper": (b + 1) / n_bins,
+                                 "count": int(count),
+                                 "confidence": conf / count if count else float("nan"),
+                                 "accuracy": ok / count * 100.0 if count else float("nan")})
+    return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
+
+
+def budgeted_combiners_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
+    """The budgeted table's columns plus combiner: the paper's thresholds (sweep of p, lazy
+    costs as the budgeted figure) on the largest combined probability of each combiner (no
+    temperature scaling: it alone cannot move a budgeted curve)."""
+    rows = []
+    for label, name in section.items():
+        for seed in src.seeds(name):
+            val, test = _val_test(src, name, seed, COST_DEFAULT)
+            for comb in COMBINERS:
+                ev = BudgetedEvaluator(combined_predictions(val, comb), combined_predictions(test, comb))
+                for pt in ev.sweep():
+                    rows.append({"model": label, "name": name, "seed": seed, "kind": "dynamic",
+                                 "p": pt.p, "avg_macs": pt.avg_macs, "accuracy": pt.accuracy,
+                                 "val_avg_macs": pt.val_avg_macs, "val_accuracy": pt.val_accuracy,
+                                 "combiner": comb})
+    return pd.DataFrame(rows, columns=BUDGETED_COMBINERS_COLUMNS)

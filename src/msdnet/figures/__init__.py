@@ -14,6 +14,8 @@ and has a ``draw(tables, reference=, title=, options=)`` entry point besides its
 | easy-hard       | ``easy_hard_figure(table, images, ids)``   | ``figures.easy_hard``      |
 | densenet-star   | ``densenet_star_figure(anytime, budgeted)``| anytime + budgeted schemas |
 | reduction-lazy  | ``reduction_lazy_figure(table)``           | budgeted schema            |
+| anytime-combiners, monotonicity, calibration, budgeted-combiners: ``figures.combiners``     |
+| (beyond the paper: exit combiners and per-exit temperature scaling)                         |
 
 The MACs figures take ``reference=`` (the paper's points of one data set and figure, from
 ``common.load_reference``) and draw them beside the reproduced curves. ``style.save(fig, stem)``

@@ -149,6 +149,37 @@ _ENTRIES = [
                 "properties": {"model": _NAME,
                                "per_class": {"type": "integer", "minimum": 1, "default": 4},
                                "max_classes": {"type": "integer", "minimum": 1, "default": 4}}}),
+    # -- beyond the paper: exit combiners and calibration (docs/method.md) ----------------------
+    FigureSpec(
+        id="anytime-combiners",
+        description="anytime top-1 % against MACs of each exit combiner (softmax, mean, caching, "
+                    "product), with and without per-exit temperature scaling",
+        tables=(TableSpec("combiners", "msdnet.evaluation.tables:combiners_rows", _values),),
+        draw="msdnet.figures.combiners:draw_anytime_combiners", macs_axis=False,
+        schema=LABEL_TO_MODEL),
+    FigureSpec(
+        id="monotonicity",
+        description="% of test images whose true-class probability falls by more than epsilon "
+                    "between two exits, per combiner",
+        tables=(TableSpec("monotonicity", "msdnet.evaluation.tables:monotonicity_rows", _values),),
+        draw="msdnet.figures.combiners:draw_monotonicity", macs_axis=False,
+        schema=LABEL_TO_MODEL),
+    FigureSpec(
+        id="calibration",
+        description="expected calibration error per exit before and after temperature scaling, "
+                    "and reliability diagrams of the first and last exit",
+        tables=(TableSpec("calibration", "msdnet.evaluation.tables:calibration_rows", _values),
+                TableSpec("reliability", "msdnet.evaluation.tables:reliability_rows", _values)),
+        draw="msdnet.figures.combiners:draw_calibration", macs_axis=False,
+        schema=LABEL_TO_MODEL),
+    FigureSpec(
+        id="budgeted-combiners",
+        description="budgeted batch top-1 % against average MACs, the paper's thresholds on each "
+                    "combiner's confidence",
+        tables=(TableSpec("budgeted_combiners", "msdnet.evaluation.tables:budgeted_combiners_rows",
+                          _values),),
+        draw="msdnet.figures.combiners:draw_budgeted_combiners", macs_axis=False,
+        schema=LABEL_TO_MODEL),
 ]
 
 FIGURES: dict[str, FigureSpec] = {f.id: f for f in _ENTRIES}

@@ -82,6 +82,11 @@ COLOURS: dict[str, tuple[float, float, float]] = {
     "WideResNet": _DARK[4],
     "AlexNet": _DARK[3],
     "GoogLeNet": _CB[4],
+    # exit combiners (the combiner figures; softmax is the paper's answer)
+    "softmax": _CB[3],
+    "mean": _CB[0],
+    "caching": _CB[2],
+    "product": _CB[4],
 }
 
 MARKERS: dict[str, str] = {
@@ -94,6 +99,7 @@ MARKERS: dict[str, str] = {
     "MSDNet w/o network reduction and lazy evaluation": "X", "MSDNet w/o dynamic evaluation": "v",
     "ResNets": "p", "DenseNets": "H", "Stochastic Depth": "h", "WideResNet": "*",
     "AlexNet": "X", "GoogLeNet": ">",
+    "softmax": "o", "mean": "s", "caching": "D", "product": "^",
 }
 
 # Other names of the curves above: the presets' legend labels and the paper's (its figures'

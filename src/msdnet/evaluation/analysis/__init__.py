@@ -9,6 +9,8 @@
                                                                     baseline_row
     easy_hard   images leaving at exit 1 vs only the last right     easy_hard_table,
                                                                     easy_hard_from_budget
+    combiners   beyond the paper: exit combiners, per-exit          combine, exit_metrics,
+                temperature scaling, ECE, NLL, monotonicity         fit_temperatures
 
 Every table's columns are documented in its module's docstring; ``common.write_csv`` writes a
 table atomically. No torch is needed here.
