@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cwd", help="folder the notebook runs in (default: the folder of --out)")
     p.add_argument("--no-pair", action="store_true",
                    help="do not write the paired jupytext .py beside the executed .ipynb")
-    p.add_argument("--kernel", default="python3")
+    p.add_argument("--kernel", default="python3",
+                   help="the Jupyter kernel that executes it (default: %(default)s)")
 
 
 def relative_to(path: str | os.PathLike, cwd: str | os.PathLike) -> str:
