@@ -82,7 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_set(p)
     p.add_argument("--allow-unfinished", action="store_true", help="use a run that has not finished training")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--csv", metavar="OUT.csv", help="write the per-image results as CSV")
+    p.add_argument("--out", "--csv", dest="out", metavar="OUT.csv",
+                   help="write the per-image results as CSV (--csv: deprecated spelling)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -225,8 +226,8 @@ def run(args: argparse.Namespace) -> int:
     assert full is not None
     executed = getattr(result, "executed_macs_per_image", result.measured_macs_per_image)
 
-    if args.csv:
-        write_csv(result.table(), args.csv)
+    if args.out:
+        write_csv(result.table(), args.out)
     summary = {
         "checkpoint": str(args.checkpoint), "split": args.split, "n_images": result.n_images,
         "batch_size": args.batch_size, "device": str(dev), "lazy": lazy, "confidence": args.confidence,
@@ -251,24 +252,26 @@ def run(args: argparse.Namespace) -> int:
     if source["mode"] == "p":
         how = f"from {args.val} at p = {source['p']}"
     elif source["mode"] == "budget":
-        how = f"from {args.val} at budget {args.budget:,.0f} MACs (p = {source['p']})"
+        how = f"from {args.val} at budget {args.budget / 1e6:,.4g} MMACs (p = {source['p']})"
     else:
         how = "given"
     print(f"thresholds ({args.confidence}, {how}): " + " ".join(f"{t:.6g}" for t in result.thresholds))
     if source["mode"] != "given":
-        print(f"  validation: {source['val_avg_macs']:,.1f} MACs per image, top-1 {source['val_accuracy']:.2f} %")
-    print(f"{'exit':>4}  {'C_k (MACs)':>14}  {'images':>7}  {'share':>7}")
+        print(f"  validation: {source['val_avg_macs'] / 1e6:,.4f} MMACs per image, "
+              f"top-1 {source['val_accuracy']:.2f} %")
+    print(f"{'exit':>4}  {'C_k (MMACs)':>14}  {'images':>7}  {'share':>7}")
     for k in range(result.num_exits):
-        print(f"{k + 1:>4}  {int(result.exit_macs[k]):>14,}  {int(result.exit_counts[k]):>7}  "
+        print(f"{k + 1:>4}  {result.exit_macs[k] / 1e6:>14,.4f}  {int(result.exit_counts[k]):>7}  "
               f"{100 * result.exit_fractions[k]:>6.2f}%")
-    print(f"accuracy: {result.accuracy:.2f} %  (full evaluation, last exit: {full.accuracy:.2f} %)")
+    print(f"accuracy: top-1 {result.accuracy:.2f} %  (full evaluation, last exit: {full.accuracy:.2f} %)")
     print(f"mean exit: {result.mean_exit:.3f}")
     if engine_name == "fast":
-        print(f"MACs per image: expected {result.expected_macs_per_image:,.1f}, executed with bucket "
-              f"padding {executed:,.1f} (full evaluation: {full.macs_per_image:,})")
+        print(f"MMACs per image: expected {result.expected_macs_per_image / 1e6:,.4f}, executed with "
+              f"bucket padding {executed / 1e6:,.4f} (full evaluation: {full.macs_per_image / 1e6:,.4f})")
     else:
-        print(f"MACs per image: measured {result.measured_macs_per_image:,.1f}, expected "
-              f"{result.expected_macs_per_image:,.1f} (full evaluation: {full.macs_per_image:,})")
+        print(f"MMACs per image: measured {result.measured_macs_per_image / 1e6:,.4f}, expected "
+              f"{result.expected_macs_per_image / 1e6:,.4f} (full evaluation: "
+              f"{full.macs_per_image / 1e6:,.4f})")
     print(f"wall-clock per image: early exit {result.seconds_per_image * 1e3:.4f} ms, full evaluation "
           f"{full.seconds_per_image * 1e3:.4f} ms; speed-up {speedup(result, full):.2f}x")
     return 0
