@@ -44,9 +44,10 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"msdnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, mod in _command_modules(only).items():
-        # help= is %-formatted by argparse, description= is printed as it is
-        short = argparse.SUPPRESS if name in PLUMBING else mod.HELP.replace("%", "%%")
-        p = sub.add_parser(name, help=short, description=mod.HELP)
+        # help= is %-formatted by argparse, description= is printed as it is; a subparser
+        # added without help= is left out of the list (the plumbing)
+        short = {} if name in PLUMBING else {"help": mod.HELP.replace("%", "%%")}
+        p = sub.add_parser(name, description=mod.HELP, **short)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

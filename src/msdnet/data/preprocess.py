@@ -81,12 +81,12 @@ def _as_uint8_batch(images: Any) -> torch.Tensor:
             images = images[:, :, None]
         if images.ndim != 3:
             raise TypeError("cannot read images from this object; give uint8 tensors or PIL images")
-        images = torch.from_numpy(np.ascontiguousarray(images)).permute(2, 0, 1)
+        images = torch.from_numpy(np.array(images, copy=True)).permute(2, 0, 1)
     elif isinstance(images, np.ndarray):
         arr = images[:, :, None] if images.ndim == 2 else images
         if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4) and arr.shape[0] not in (1, 3, 4):
             arr = arr.transpose(2, 0, 1)                     # [H, W, C] -> [C, H, W]
-        images = torch.from_numpy(np.ascontiguousarray(arr))
+        images = torch.from_numpy(np.array(arr, copy=True))
     x = images.detach().cpu()
     if x.dim() == 2:
         x = x[None]
