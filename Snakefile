@@ -24,6 +24,7 @@ rule figures:
         figure_files(),
         key_files(),
         f"{RESULTS}/notebooks/overview.ipynb",
+        f"{RESULTS}/metrics.json",
 
 
 rule all:
@@ -52,6 +53,7 @@ rule tables:
     input:
         [f"{RESULTS}/tables/{t}.csv" for t in PRESET.tables()],
         [str(PRESET.table_key(t)) for t in PRESET.tables()],
+        f"{RESULTS}/metrics.json",
 
 
 # Run where Snakemake runs, never submitted to a cluster: the targets, the key files and
@@ -64,4 +66,5 @@ localrules:
     train,
     predict,
     tables,
+    metrics,
     figures,

@@ -33,3 +33,22 @@ rule table:
         spec=lambda wc: json.dumps(PRESET.table_spec(wc.table), sort_keys=True),
     shell:
         "msdnet collect {wildcards.table} --spec {params.spec:q} --csv {output:q} > {log:q} 2>&1"
+
+
+# What DVC reads (`dvc metrics show`, `dvc exp show`): per model and seed the last exit's top-1 %
+# and MMACs, and the findings' verdicts, from the tables (msdnet.evaluation.analysis.metrics).
+# Its inputs name the tables' key files, so a table built from another spec rebuilds it.
+rule metrics:
+    input:
+        tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
+        keys=[ancient(str(PRESET.table_key(t))) for t in PRESET.tables()],
+    output:
+        f"{RESULTS}/metrics.json",
+    log:
+        f"{LOGS}/metrics.log",
+    conda:
+        "../envs/msdnet.yaml"
+    params:
+        tables=f"{RESULTS}/tables",
+    shell:
+        "msdnet metrics {params.tables:q} --out {output:q} > {log:q} 2>&1"
