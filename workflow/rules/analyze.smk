@@ -22,7 +22,12 @@ rule table:
         ],
         key=lambda wc: ancient(str(PRESET.table_key(wc.table))),
     output:
-        f"{RESULTS}/tables/{{table}}.csv",
+        report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            category="Tables",
+            caption="../report/table.rst",
+            labels={"table": "{table}"},
+        ),
     log:
         f"{LOGS}/tables/{{table}}.log",
     conda:
@@ -43,7 +48,7 @@ rule metrics:
         tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
         keys=[ancient(str(PRESET.table_key(t))) for t in PRESET.tables()],
     output:
-        f"{RESULTS}/metrics.json",
+        report(f"{RESULTS}/metrics.json", category="Metrics", caption="../report/metrics.rst"),
     log:
         f"{LOGS}/metrics.log",
     conda:
