@@ -46,7 +46,7 @@ rule table:
 rule metrics:
     input:
         tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
-        keys=[ancient(str(PRESET.table_key(t))) for t in PRESET.tables()],
+        table_keys=[ancient(str(PRESET.table_key(t))) for t in PRESET.tables()],
     output:
         report(f"{RESULTS}/metrics.json", category="Metrics", caption="../report/metrics.rst"),
     log:
