@@ -143,7 +143,30 @@ def without_run_records(nb):
         cell.metadata.pop("execution", None)
         if not cell.metadata.get("tags", True):
             del cell.metadata["tags"]
-    return nb
+    return with_stable_widget_ids(nb)
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def with_stable_widget_ids(nb):
+    """The widgets' model ids (random per execution: the budget explorer's slider) renumbered in
+    order of appearance, in the saved widget state and in the outputs that show them, so that two
+    executions write the same bytes and the widgets still find their state when opened."""
+    import json
+
+    import nbformat
+
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    if not state:
+        return nb
+    text = nbformat.writes(nb)
+    order = sorted(state, key=lambda mid: text.find(mid))
+    for i, mid in enumerate(order):
+        text = text.replace(mid, f"@@widget{i}@@")
+    for i in range(len(order)):
+        text = text.replace(f"@@widget{i}@@", f"{i + 1:032x}")
+    return nbformat.reads(json.dumps(json.loads(text)), as_version=4)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,6 +48,42 @@ def preprocess_of(ckpt: dict[str, Any], path: str | Path, input_size, data_root:
                       input_size=tuple(int(v) for v in input_size), crop=crop)
 
 
+class LazyPreprocess:
+    """A :class:`Preprocess` resolved on first use (``mean``, ``std``, a call): a checkpoint
+    normalised with its training split's statistics reads its data only when asked, and a
+    checkpoint without a data config loads (only its preprocessing then says what is missing)."""
+
+    def __init__(self, ckpt: dict[str, Any], path: str | Path, input_size, data_root: str | None):
+        self._args = (ckpt, path, input_size, data_root)
+        self._resolved: Preprocess | None = None
+        self.input_size = tuple(int(v) for v in input_size)
+
+    def resolve(self) -> Preprocess:
+        if self._resolved is None:
+            self._resolved = preprocess_of(*self._args)
+            self._args = None                      # the checkpoint's tensors are not kept
+        return self._resolved
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.resolve().mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.resolve().std
+
+    @property
+    def crop(self) -> float:
+        return self.resolve().crop
+
+    def __call__(self, images: Any):
+        return self.resolve()(images)
+
+    def __repr__(self) -> str:
+        return repr(self._resolved) if self._resolved is not None else \
+            f"LazyPreprocess(input_size={self.input_size}, unresolved)"
+
+
 def load_model(path: str | Path, device: str = "cpu", data_root: str | None = None):
     """A trained network in eval mode that carries its preprocessing (module docstring)."""
     from ..models.cost import count_costs
@@ -58,9 +94,10 @@ def load_model(path: str | Path, device: str = "cpu", data_root: str | None = No
     dev = resolve_device(str(device))
     ckpt = load_checkpoint(path, map_location=dev)
     model = model_from_checkpoint(ckpt, path)
-    pre = preprocess_of(ckpt, path, model.input_size, data_root)
-    model.preprocess = pre
+    # only what the preprocessing needs (the data config), not the weights
+    meta = {k: ckpt[k] for k in ("config", "preprocess") if k in ckpt}
+    model.preprocess = LazyPreprocess(meta, path, model.input_size, data_root)
     model.transforms = types.MethodType(lambda self: self.preprocess, model)
     model.exit_macs = [c.macs for c in count_costs(model, lazy=True)]
-    model.num_classes = ckpt["config"]["model"].get("num_classes")
+    model.num_classes = (ckpt.get("config") or {}).get("model", {}).get("num_classes")
     return model.to(dev).eval()
