@@ -154,14 +154,16 @@ def with_stable_widget_ids(nb):
     order of appearance, in the saved widget state and in the outputs that show them, so that two
     executions write the same bytes and the widgets still find their state when opened."""
     import json
+    import re
 
     import nbformat
 
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    if not state:
-        return nb
     text = nbformat.writes(nb)
-    order = sorted(state, key=lambda mid: text.find(mid))
+    ids = set(state) | set(re.findall(r'"model_id": "([0-9a-f]{32})"', text))
+    if not ids:
+        return nb
+    order = sorted(ids, key=lambda mid: text.find(mid))
     for i, mid in enumerate(order):
         text = text.replace(mid, f"@@widget{i}@@")
     for i in range(len(order)):
