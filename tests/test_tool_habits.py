@@ -171,3 +171,96 @@ def test_set_rejects_other_sections(trained, tmp_path, capsys):
     ckpt = str(tmp / "runs" / "msd" / "checkpoint.pt")
     assert main(["predict", ckpt, "--out", str(tmp_path / "p"), "--set", "train.epochs=3"]) == 2
     assert "only data.KEY=VALUE" in capsys.readouterr().err
+
+
+# --- DVC metrics and plots, the Snakemake report --------------------------------------------------
+
+def _anytime_rows(label, name, seeds, macs, acc):
+    return [{"model": label, "name": name, "seed": s, "exit": k + 1, "macs": m, "params": 1,
+             "accuracy": a + s} for s in seeds for k, (m, a) in enumerate(zip(macs, acc))]
+
+
+def test_metrics_summarise_the_tables(tmp_path, capsys):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    pd.DataFrame(_anytime_rows("MSDNet", "msdnet", [0, 1], [1e6, 2.5e6], [80.0, 90.0])
+                 + _anytime_rows("ResNet^MC", "resnet-mc", [0, 1], [1.5e6, 3e6], [70.0, 85.0])
+                 ).to_csv(tables / "anytime.csv", index=False)
+    assert main(["metrics", str(tables), "--out", str(tmp_path / "metrics.json")]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["models"]["msdnet"]["seed1"] == {"top1_percent": 91.0, "mmacs": 2.5}
+    assert m["models"]["resnet-mc"]["seed0"] == {"top1_percent": 85.0, "mmacs": 3.0}
+    assert m["findings"] == {"anytime": 1} and (m["reproduced"], m["checked"]) == (1, 1)
+    capsys.readouterr()
+    assert main(["metrics", str(tables)]) == 0
+    assert json.loads(capsys.readouterr().out) == m
+
+
+def test_dvc_yaml_declares_metrics_and_plots():
+    import yaml
+
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    metrics = dvc["stages"]["analyze"]["metrics"]
+    assert metrics == [{"results/${workflow.preset}/metrics.json": {"cache": False}}]
+    plots = {k: v for p in dvc["plots"] for k, v in p.items()}
+    assert plots["anytime"]["x"] == "macs" and plots["budgeted"]["x"] == "avg_macs"
+    for spec in plots.values():
+        (table, y), = spec["y"].items()
+        assert y == "accuracy" and table.startswith("results/${workflow.preset}/tables/")
+        template = json.loads((REPO / spec["template"]).read_text())
+        assert template["data"]["values"] == "<DVC_METRIC_DATA>"
+        assert template["encoding"]["color"]["field"] == "model"        # one line per model
+
+
+def test_report_captions_are_the_registry_descriptions():
+    import jinja2
+
+    from msdnet.figures.registry import FIGURES, TABLES
+
+    config = {"_report": {"figures": {f: s.description for f, s in FIGURES.items()},
+                          "tables": {n: (f.id, f.description) for n, (f, _) in TABLES.items()},
+                          "preset": "tiny"}}
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    caption = env.from_string((REPO / "workflow/report/figure.rst").read_text())
+    for fid, spec in FIGURES.items():
+        sm = argparse.Namespace(config=config, wildcards=argparse.Namespace(figure=fid))
+        assert spec.description in caption.render(snakemake=sm)
+    table = env.from_string((REPO / "workflow/report/table.rst").read_text())
+    for name in TABLES:
+        sm = argparse.Namespace(config=config, wildcards=argparse.Namespace(table=name))
+        assert TABLES[name][0].description in table.render(snakemake=sm)
+    rules = "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
+    assert 'config["_report"]' in rules and "category=report_figure_category" in rules
+    for category in ('"Tables"', '"Metrics"', '"Notebooks"'):
+        assert f"category={category}" in rules
+
+
+# --- notebooks: what they show ------------------------------------------------------------------
+
+def test_notebook_tables_in_mmacs():
+    from msdnet.evaluation.notebooks import in_mmacs
+    from msdnet.figures.summary import anytime_at_budgets, anytime_summary
+
+    table = pd.DataFrame(_anytime_rows("MSDNet", "msdnet", [0], [2.79e6, 5e6], [80.0, 90.0]))
+    shown = in_mmacs(anytime_summary(table))
+    assert "first_exit_MMACs" in shown.columns and shown["first_exit_MMACs"].iloc[0] == 2.79
+    at = in_mmacs(anytime_at_budgets(table, [3e6, 6e6]))
+    assert at.columns.name == "budget (MMACs)" and list(at.columns) == [3.0, 6.0]
+    assert in_mmacs(None) is None
+
+
+def test_widget_ids_are_renumbered():
+    import nbformat
+
+    from msdnet.commands.notebook import WIDGET_STATE, with_stable_widget_ids
+
+    def executed(seed: str):
+        nb = nbformat.v4.new_notebook()
+        view = {"application/vnd.jupyter.widget-view+json": {"model_id": seed * 32, "version_major": 2}}
+        nb.cells.append(nbformat.v4.new_code_cell("w", id="c0", outputs=[
+            nbformat.v4.new_output("display_data", data=view)]))
+        nb.metadata["widgets"] = {WIDGET_STATE: {"state": {seed * 32: {"model_name": "FloatSliderModel"}},
+                                                 "version_major": 2, "version_minor": 0}}
+        return nbformat.writes(with_stable_widget_ids(nb))
+
+    assert executed("a") == executed("b") and "a" * 32 not in executed("a")
