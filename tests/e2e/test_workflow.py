@@ -182,7 +182,7 @@ def test_renaming_a_label_reruns_no_training_or_prediction(work: Path):
     path.write_text(text.replace("    ResNet^MC: resnet-mc\n", "    ResNet^MC (renamed): resnet-mc\n")
                     .replace("description: ", "description: renamed, "))
     jobs = _planned(work)
-    assert set(jobs) <= {"job_key", "table", "figure", "notebook", "figures"}, jobs
+    assert set(jobs) <= {"job_key", "table", "figure", "notebook", "metrics", "figures"}, jobs
     assert jobs["table"] == 1 and jobs["figure"] == 1
     _run([*SNAKE[:1], "figures", *SNAKE[1:]], work)
     assert "ResNet^MC (renamed)" in set(pd.read_csv(work / "results/tiny/tables/anytime.csv")["model"])
