@@ -201,7 +201,8 @@ def test_dvc_yaml_declares_metrics_and_plots():
 
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     metrics = dvc["stages"]["analyze"]["metrics"]
-    assert metrics == [{"results/${workflow.preset}/metrics.json": {"cache": False}}]
+    # cached (results/ is git-ignored, so `dvc pull` restores it and `dvc exp show` finds it)
+    assert metrics == [{"results/${workflow.preset}/metrics.json": {"persist": True}}]
     plots = {k: v for p in dvc["plots"] for k, v in p.items()}
     assert plots["anytime"]["x"] == "macs" and plots["budgeted"]["x"] == "avg_macs"
     for spec in plots.values():
