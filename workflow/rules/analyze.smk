@@ -54,6 +54,7 @@ rule metrics:
     conda:
         "../envs/msdnet.yaml"
     params:
-        tables=f"{RESULTS}/tables",
+        # the folder of the tables as this job sees them (a local copy under a storage provider)
+        tables=lambda wc, input: str(Path(input.tables[0]).parent) if input.tables else "",
     shell:
         "msdnet metrics {params.tables:q} --out {output:q} > {log:q} 2>&1"
