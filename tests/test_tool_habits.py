@@ -265,3 +265,34 @@ def test_widget_ids_are_renumbered():
         return nbformat.writes(with_stable_widget_ids(nb))
 
     assert executed("a") == executed("b") and "a" * 32 not in executed("a")
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from msdnet.core.io import terminal_progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    items = [1, 2, 3]
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert terminal_progress(items, 3, "predict") is items            # a log: untouched
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert list(terminal_progress(items, 3, "predict")) == items
+    assert "predict:" in tty.getvalue() and "/3 [" in tty.getvalue()           # a bar was drawn
+
+
+def test_a_checkpoint_without_data_config_loads_and_says_what_its_preprocessing_needs(tmp_path):
+    from msdnet.models import build
+
+    net = dict(TINY_MSDNET)
+    torch.save({"model": build(net).state_dict(), "config": {"model": net}}, tmp_path / "model.pt")
+    model = msdnet.load_model(tmp_path / "model.pt")
+    assert model.num_exits == 2 and len(model.exit_macs) == 2
+    assert model.preprocess.input_size == (3, 16, 16)
+    with pytest.raises(MsdnetError, match="no data section"):
+        model.transforms()(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
