@@ -8,6 +8,9 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -24,6 +27,7 @@ rule figures:
         figure_files(),
         key_files(),
         f"{RESULTS}/notebooks/overview.ipynb",
+        f"{RESULTS}/metrics.json",
 
 
 rule all:
@@ -52,6 +56,7 @@ rule tables:
     input:
         [f"{RESULTS}/tables/{t}.csv" for t in PRESET.tables()],
         [str(PRESET.table_key(t)) for t in PRESET.tables()],
+        f"{RESULTS}/metrics.json",
 
 
 # Run where Snakemake runs, never submitted to a cluster: the targets, the key files and
@@ -64,4 +69,5 @@ localrules:
     train,
     predict,
     tables,
+    metrics,
     figures,

@@ -26,7 +26,7 @@
 # The workflow executes this notebook into `results/<preset>/notebooks/budget_explorer.ipynb`,
 # running it in that folder: its paths are relative to it (`results_dir = ".."`). Browse it
 # with `make lab`; change `budget` in the parameters cell and run all cells, or move the slider
-# at the end (shown when ipywidgets is installed). The `.ipynb` is paired with
+# at the end (ipywidgets, installed with the package). The `.ipynb` is paired with
 # `budget_explorer.py` beside it (jupytext: saving in JupyterLab updates both; `jupytext --sync`
 # from a shell); the source of truth is `notebooks/budget_explorer.py` in the repository. By hand:
 #
@@ -79,18 +79,20 @@ def show(fig):
 
 
 def macs(x):
-    """MACs in a short form: 2.5M, 1.2G."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+    """MACs in MMACs, for the text: "2.79 MMACs"."""
+    return f"{x / 1e6:.3g} MMACs"
+
+
+def mmacs(values):
+    """MACs as MMACs, for the tables."""
+    return np.asarray(values, dtype=float) / 1e6
 
 
 PRED_DIR = find_predictions(RESULTS, model, seed) if predictions_dir is None else predictions_dir
 EV = VAL = TEST = CURVE = None
 if PRED_DIR is None:
     print(f"skipped: no predictions of {model} (seed {seed}) under {RESULTS / 'predictions'} "
-          f"(run in {Path.cwd()}); run the workflow, or set results_dir / predictions_dir")
+          f"(relative to this notebook's folder); run the workflow, or set results_dir / predictions_dir")
 else:
     try:
         src = Sources({model: {seed: PRED_DIR}})
@@ -105,12 +107,12 @@ if EV is not None:
     costs_used = "lazy" if costs == "lazy" and "exit_macs_lazy" in TEST.meta else "full"
     print(f"{model} (seed {seed}) from {PRED_DIR}: {EV.n_exits} exits, {len(VAL)} validation and "
           f"{len(TEST)} test images, {costs_used} costs")
-    display(pd.DataFrame({"exit": np.arange(1, EV.n_exits + 1), "MACs": [macs(m) for m in EV.macs],
-                          "test accuracy (%)": 100.0 * exit_scores(TEST, confidence)[1].mean(axis=1)}
+    display(pd.DataFrame({"exit": np.arange(1, EV.n_exits + 1), "MMACs": mmacs(EV.macs),
+                          "test top-1 %": 100.0 * exit_scores(TEST, confidence)[1].mean(axis=1)}
                          ).set_index("exit").round(2))
     curve_macs = np.array([pt.avg_macs for pt in CURVE])
     BUDGET = float(np.median(curve_macs)) if budget is None else float(budget)
-    print(f"budget: {macs(BUDGET)} MACs per image"
+    print(f"budget: {macs(BUDGET)} per image"
           + (" (the median MACs of the curve's points)" if budget is None else ""))
 
 # %% [markdown]
@@ -130,8 +132,8 @@ if CHECKPOINT is not None and CHECKPOINT.is_file():
     full, lazy = count_costs(NET), count_costs(NET, lazy=True)
     print(f"{CHECKPOINT}: {type(NET).__name__}, {NET.num_exits} exits, {full[-1].params:,} parameters")
     display(pd.DataFrame({"exit": np.arange(1, NET.num_exits + 1),
-                          "MACs": [macs(c.macs) for c in full],
-                          "MACs, lazy": [macs(c.macs) for c in lazy]}).set_index("exit"))
+                          "MMACs": mmacs([c.macs for c in full]),
+                          "MMACs, lazy": mmacs([c.macs for c in lazy])}).set_index("exit").round(3))
 else:
     print(f"no checkpoint of {model} (seed {seed}) at {CHECKPOINT}: only its predictions are read "
           "(an ensemble has none of its own)")
@@ -154,12 +156,12 @@ def report(budget_macs):
         print(f"skipped: {exc}")
         return None
     last = 100.0 * exit_scores(TEST, confidence)[1][-1].mean()
-    print(f"at {macs(budget_macs)} MACs per image: test accuracy {pt.accuracy:.2f}% for "
-          f"{macs(pt.avg_macs)} MACs per test image (the last exit alone: {last:.2f}% for "
+    print(f"at {macs(budget_macs)} per image: test accuracy {pt.accuracy:.2f}% for "
+          f"{macs(pt.avg_macs)} per test image (the last exit alone: {last:.2f}% for "
           f"{macs(EV.macs[-1])})")
     display(pd.DataFrame(
-        {"accuracy (%)": [pt.accuracy, pt.val_accuracy, last],
-         "MACs per image": [macs(pt.avg_macs), macs(pt.val_avg_macs), macs(EV.macs[-1])],
+        {"top-1 %": [pt.accuracy, pt.val_accuracy, last],
+         "MMACs per image": mmacs([pt.avg_macs, pt.val_avg_macs, EV.macs[-1]]),
          "exit shares (%)": [" / ".join(f"{100 * f:.0f}" for f in fr)
                              for fr in (pt.exit_fractions, pt.val_exit_fractions,
                                         np.eye(EV.n_exits)[-1])]},
@@ -186,7 +188,7 @@ def report(budget_macs):
         ax_share.set_ylabel("images leaving here (%)")
         ax_share.set_title("exit shares", fontsize=10)
         ax_share.legend(fontsize=8)
-        fig.suptitle(f"{model} at {macs(budget_macs)} MACs per image ({preset})")
+        fig.suptitle(f"{model} at {macs(budget_macs)} per image ({preset})")
     show(fig)
     return pt
 
@@ -259,7 +261,7 @@ def exit_grid(pt, loaded, n=per_exit, seed=0):
                 label, guess = int(TEST.labels[i]), int(preds[k, i])
                 title = name(label) if guess == label else f"{name(label)} (said {name(guess)})"
                 ax.set_title(title, fontsize=7, color="black" if guess == label else "crimson")
-        fig.suptitle(f"test images by exit at {macs(pt.budget)} MACs per image")
+        fig.suptitle(f"test images by exit at {macs(pt.budget)} per image")
     return fig
 
 
@@ -273,9 +275,9 @@ if POINT is not None:
 
 # %% [markdown]
 # ## Try another budget
-# With ipywidgets installed (`pip install ipywidgets`), a slider re-runs the sections above
-# for any budget between the first and the last exit's cost; without it, change `budget` in
-# the parameters cell and run all cells.
+# A slider (ipywidgets, installed with the package) re-runs the sections above for any budget
+# between the first and the last exit's cost, in MMACs per image; without ipywidgets, change
+# `budget` in the parameters cell and run all cells.
 
 # %%
 try:
@@ -288,15 +290,16 @@ elif EV.n_exits < 2:
     print(f"{model} has one exit: every budget gives the same point")
 elif widgets is None:
     print(f"ipywidgets is not installed: set budget in the parameters cell "
-          f"(between {macs(EV.macs[0])} and {macs(EV.macs[-1])} MACs) and run all cells")
+          f"(in MACs, between {EV.macs[0]:.4g} and {EV.macs[-1]:.4g}) and run all cells")
 else:
-    def explore(budget_macs):
-        pt = report(budget_macs)
+    def explore(budget_mmacs):
+        pt = report(budget_mmacs * 1e6)
         if pt is not None and IMAGES is not None:
             show(exit_grid(pt, IMAGES))
 
-    slider = widgets.FloatSlider(value=BUDGET, min=float(EV.macs[0]), max=float(EV.macs[-1]),
-                                 step=float(EV.macs[-1] - EV.macs[0]) / 200, readout_format=".4g",
-                                 description="MACs", continuous_update=False,
+    lo, hi = float(EV.macs[0]) / 1e6, float(EV.macs[-1]) / 1e6
+    slider = widgets.FloatSlider(value=min(max(BUDGET / 1e6, lo), hi), min=lo, max=hi,
+                                 step=(hi - lo) / 200, readout_format=".4g",
+                                 description="MMACs", continuous_update=False,
                                  layout=widgets.Layout(width="80%"))
-    display(widgets.interactive(explore, budget_macs=slider))
+    display(widgets.interactive(explore, budget_mmacs=slider))

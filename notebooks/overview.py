@@ -40,7 +40,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from msdnet import figures as F
-from msdnet.evaluation.notebooks import find_data_summary, load_test_split, locate, read_data_config
+from msdnet.evaluation.notebooks import find_data_summary, in_mmacs, load_test_split, locate, read_data_config
 from msdnet.core.errors import MsdnetError
 from msdnet.figures import summary
 
@@ -52,7 +52,7 @@ RESULTS, FIGURES, REPO = WHERE["results"], WHERE["figures"], WHERE["repo"]
 TABLES = RESULTS / "tables"
 print(f"preset {preset}: tables from {TABLES}, figures in {FIGURES}")
 if not TABLES.is_dir():
-    print(f"no {TABLES} (from {Path.cwd()}): pass results_dir relative to the notebook's folder")
+    print(f"no {TABLES} (relative to this notebook's folder): pass results_dir relative to it")
 
 
 def table(name):
@@ -107,10 +107,10 @@ if FINDINGS is not None:
 # %%
 anytime = table("anytime")
 if anytime is not None:
-    display(attempt("anytime summary", summary.anytime_summary, anytime))
+    display(in_mmacs(attempt("anytime summary", summary.anytime_summary, anytime)))
     budgets = summary.common_budgets(anytime, x="macs")
-    display(Markdown("Best accuracy (%) of an exit within each budget (MACs per image):"))
-    display(attempt("anytime budgets", summary.anytime_at_budgets, anytime, budgets))
+    display(Markdown("Best top-1 % of an exit within each budget (MMACs per image):"))
+    display(in_mmacs(attempt("anytime budgets", summary.anytime_at_budgets, anytime, budgets)))
     fig = attempt("anytime figure", F.anytime_figure, anytime, reference=None, title=f"Anytime ({preset})")
     if fig is not None:
         show(fig)
@@ -124,10 +124,10 @@ if anytime is not None:
 # %%
 budgeted = table("budgeted")
 if budgeted is not None:
-    display(attempt("budgeted summary", summary.budgeted_summary, budgeted))
+    display(in_mmacs(attempt("budgeted summary", summary.budgeted_summary, budgeted)))
     budgets = summary.common_budgets(budgeted)
-    display(Markdown("Accuracy (%) at each average budget (MACs per image), interpolated:"))
-    display(attempt("budgeted budgets", summary.budgeted_at_budgets, budgeted, budgets))
+    display(Markdown("Top-1 % at each average budget (MMACs per image), interpolated:"))
+    display(in_mmacs(attempt("budgeted budgets", summary.budgeted_at_budgets, budgeted, budgets)))
     fig = attempt("budgeted figure", F.budgeted_figure, budgeted, reference=REFERENCE,
                   title=f"Budgeted batch ({preset})")
     if fig is not None:
@@ -152,7 +152,7 @@ if staircase is not None:
 # %%
 ablation = table("ablation")
 if ablation is not None:
-    display(attempt("ablation summary", summary.anytime_summary, ablation))
+    display(in_mmacs(attempt("ablation summary", summary.anytime_summary, ablation)))
     fig = attempt("ablation figure", F.ablation_figure, ablation)
     if fig is not None:
         show(fig)
@@ -195,9 +195,9 @@ if easy_hard is not None:
 # %%
 star_anytime, star_budgeted = table("densenet_star_anytime"), table("densenet_star_budgeted")
 if star_anytime is not None:
-    display(attempt("densenet-star anytime summary", summary.anytime_summary, star_anytime))
+    display(in_mmacs(attempt("densenet-star anytime summary", summary.anytime_summary, star_anytime)))
 if star_budgeted is not None:
-    display(attempt("densenet-star budgeted summary", summary.budgeted_summary, star_budgeted))
+    display(in_mmacs(attempt("densenet-star budgeted summary", summary.budgeted_summary, star_budgeted)))
 if star_anytime is not None and star_budgeted is not None:
     fig = attempt("densenet-star figure", F.densenet_star_figure, star_anytime, star_budgeted)
     if fig is not None:
@@ -209,9 +209,9 @@ if star_anytime is not None and star_budgeted is not None:
 # %%
 reduction_lazy = table("reduction_lazy")
 if reduction_lazy is not None:
-    display(attempt("reduction-lazy summary", summary.budgeted_summary, reduction_lazy))
+    display(in_mmacs(attempt("reduction-lazy summary", summary.budgeted_summary, reduction_lazy)))
     budgets = summary.common_budgets(reduction_lazy)
-    display(attempt("reduction-lazy budgets", summary.budgeted_at_budgets, reduction_lazy, budgets))
+    display(in_mmacs(attempt("reduction-lazy budgets", summary.budgeted_at_budgets, reduction_lazy, budgets)))
     fig = attempt("reduction-lazy figure", F.reduction_lazy_figure, reduction_lazy)
     if fig is not None:
         show(fig)

@@ -194,9 +194,12 @@ def test_predict_set_data_may_only_move_the_data(run, tmp_path, capsys, item):
     ckpt = run / "run" / "checkpoint.pt"
     key = item.split("=")[0]
     _one_line(capsys, ["predict", ckpt, "--out-dir", tmp_path / "p", "--set-data", item],
-              f"--set-data {key}", "root, imagenet_dir")
+              f"--set data.{key}", "root, imagenet_dir")          # the deprecated spelling still works
     assert not (tmp_path / "p").exists()
-    _one_line(capsys, ["infer", ckpt, "--thresholds", "0.5", "--set-data", item], f"--set-data {key}")
+    _one_line(capsys, ["predict", ckpt, "--out", tmp_path / "p", "--set", f"data.{item}"],
+              f"--set data.{key}", "root, imagenet_dir")
+    assert not (tmp_path / "p").exists()
+    _one_line(capsys, ["infer", ckpt, "--thresholds", "0.5", "--set-data", item], f"--set data.{key}")
 
 
 def test_predict_set_data_root_is_allowed(run, tmp_path, capsys):

@@ -141,6 +141,34 @@ def _outputs(nb) -> tuple[list, str]:
     return outputs, text
 
 
+# an absolute path: "/" right after the start, a space, a quote, a bracket or "=", then a name
+# and another "/" (not "w/o", not "97 / 3", not HTML's "</td>")
+ABSOLUTE = re.compile(r"""(?:^|[\s'"(\[=])(/[A-Za-z_][\w.-]*/[\w./-]*)""", re.M)
+
+
+def _shown_text(outputs) -> str:
+    """Everything the outputs show as text (streams, plain, HTML, Markdown; not the images)."""
+    parts = []
+    for o in outputs:
+        parts.append(o.get("text", ""))
+        for mime, value in o.get("data", {}).items():
+            if mime.startswith("text/"):
+                parts.append(value if isinstance(value, str) else "".join(value))
+        parts.append(o.get("evalue", ""))
+    return "\n".join(parts)
+
+
+def _check_shown(outputs) -> str:
+    """No absolute path (no /tmp, /work, /root, ...) and MMACs, not raw MACs, in the tables."""
+    shown = _shown_text(outputs)
+    assert not ABSOLUTE.findall(shown), ABSOLUTE.findall(shown)[:5]
+    for word in ("/tmp", "/work", "/root", "/home"):
+        assert word not in shown, word
+    tables = "\n".join(v for o in outputs for m, v in o.get("data", {}).items() if m == "text/html")
+    assert "MMACs" in tables and "e+0" not in tables
+    return shown
+
+
 def _pngs(outputs) -> int:
     return sum("image/png" in o.get("data", {}) for o in outputs)
 
@@ -193,6 +221,8 @@ def test_overview_runs_in_its_folder_with_every_section(tree):
     # in figures/), densenet-star, reduction-lazy; anytime-combiners, monotonicity, calibration,
     # budgeted-combiners
     assert _pngs(outputs) == 11
+    shown = _check_shown(outputs)
+    assert "top-1 %" in shown and "budget (MMACs)" in shown
     assert nb.metadata.papermill.parameters["results_dir"] == ".."
     assert nb.metadata.papermill.parameters["repo_dir"] == "../../.."
     assert nb.metadata.jupytext.formats == "ipynb,py:percent"
@@ -225,6 +255,10 @@ def test_budget_explorer_runs_in_its_folder(tree):
     assert "skipped" not in text, text
     assert "model.pt: MSDNet, 3 exits" in text   # msdnet.load_model of the run's checkpoint
     assert _pngs(outputs) >= 2                  # the curve with exit shares, the images per exit
+    _check_shown(outputs)
+    import ipywidgets  # noqa: F401  - a dependency: the slider is there
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert "ipywidgets is not installed" not in text
     # the accuracy shown is BudgetedEvaluator's at the default budget (median MACs of the curve)
     d = next((tree / "results" / PRESET / "predictions" / "msdnet").glob("*/seed0"))
     val, test = load(d / "val.npz"), load(d / "test.npz")

@@ -31,12 +31,23 @@ def _command_modules(only: str | None = None) -> dict[str, object]:
     return {cli: importlib.import_module(f"{commands.__name__}.{mod}") for cli, mod in names.items()}
 
 
+# Commands only the workflow calls: left out of `msdnet --help`'s list, named in its last lines.
+PLUMBING = ("collect", "key")
+
+
 def make_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="msdnet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="msdnet", description=__doc__.splitlines()[0],
+        epilog=f"plumbing (the workflow calls them; each has --help): {', '.join(PLUMBING)}. "
+               "Conventions: costs in MMACs, accuracies as top-1 %, --out for what a command "
+               "writes, --set SECTION.KEY=VALUE to override a config value.")
     parser.add_argument("--version", action="version", version=f"msdnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, mod in _command_modules(only).items():
-        p = sub.add_parser(name, help=mod.HELP.replace("%", "%%"), description=mod.HELP.replace("%", "%%"))
+        # help= is %-formatted by argparse, description= is printed as it is; a subparser
+        # added without help= is left out of the list (the plumbing)
+        short = {} if name in PLUMBING else {"help": mod.HELP.replace("%", "%%")}
+        p = sub.add_parser(name, description=mod.HELP, **short)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

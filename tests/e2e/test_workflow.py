@@ -152,6 +152,22 @@ def test_tiny_hashes_are_pinned(work: Path):
     assert not diff, f"{len(diff)} of {len(want)} pinned outputs differ, e.g. {diff[:3]}"
 
 
+def test_dvc_metrics_and_plots(work: Path):
+    """`dvc metrics show` lists each model's last exit per seed and the findings;
+    `dvc plots show` draws the anytime and budgeted curves from the tables."""
+    metrics = json.loads((work / "results/tiny/metrics.json").read_text())
+    anytime = pd.read_csv(work / "results/tiny/tables/anytime.csv")
+    last = anytime[anytime["name"] == "msdnet"].sort_values("exit").iloc[-1]
+    assert metrics["models"]["msdnet"]["seed0"] == {"top1_percent": round(float(last["accuracy"]), 6),
+                                                   "mmacs": round(float(last["macs"]) / 1e6, 6)}
+    assert metrics["checked"] >= 1
+    shown = _run(["dvc", "metrics", "show"], work).stdout
+    assert "models.msdnet.seed0.top1_percent" in shown and "findings." in shown
+    _run(["dvc", "plots", "show", "-o", str(work.parent / "plots")], work)
+    html = (work.parent / "plots" / "index.html").read_text()
+    assert "anytime" in html and "budgeted" in html and '"model"' in html
+
+
 def test_dvc_status_clean_and_second_run_does_nothing(work: Path):
     status = _run(["dvc", "status"], work)
     assert "up to date" in status.stdout.lower(), status.stdout
@@ -174,6 +190,12 @@ def test_dvc_pull_into_an_emptied_tree_does_nothing(work: Path):
     assert after == before
     assert _planned(work) == {}
     assert "up to date" in _run(["dvc", "status"], work).stdout.lower()
+    # the report from what DVC restored (no .snakemake metadata): one line says so, not one per file
+    out = _run([*SNAKE[:1], "--report", str(work.parent / "report.html"), *SNAKE[1:]], work)
+    log = out.stdout + out.stderr
+    assert log.count("metadata") <= 1, log[-2000:]
+    html = (work.parent / "report.html").read_text()
+    assert "anytime prediction: top-1 % against MACs up to each exit" in html   # a caption
 
 
 def test_renaming_a_label_reruns_no_training_or_prediction(work: Path):
@@ -182,7 +204,7 @@ def test_renaming_a_label_reruns_no_training_or_prediction(work: Path):
     path.write_text(text.replace("    ResNet^MC: resnet-mc\n", "    ResNet^MC (renamed): resnet-mc\n")
                     .replace("description: ", "description: renamed, "))
     jobs = _planned(work)
-    assert set(jobs) <= {"job_key", "table", "figure", "notebook", "figures"}, jobs
+    assert set(jobs) <= {"job_key", "table", "figure", "notebook", "metrics", "figures"}, jobs
     assert jobs["table"] == 1 and jobs["figure"] == 1
     _run([*SNAKE[:1], "figures", *SNAKE[1:]], work)
     assert "ResNet^MC (renamed)" in set(pd.read_csv(work / "results/tiny/tables/anytime.csv")["model"])

@@ -22,7 +22,12 @@ rule table:
         ],
         key=lambda wc: ancient(str(PRESET.table_key(wc.table))),
     output:
-        f"{RESULTS}/tables/{{table}}.csv",
+        report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            category="Tables",
+            caption="../report/table.rst",
+            labels={"table": "{table}"},
+        ),
     log:
         f"{LOGS}/tables/{{table}}.log",
     conda:
@@ -33,3 +38,23 @@ rule table:
         spec=lambda wc: json.dumps(PRESET.table_spec(wc.table), sort_keys=True),
     shell:
         "msdnet collect {wildcards.table} --spec {params.spec:q} --csv {output:q} > {log:q} 2>&1"
+
+
+# What DVC reads (`dvc metrics show`, `dvc exp show`): per model and seed the last exit's top-1 %
+# and MMACs, and the findings' verdicts, from the tables (msdnet.evaluation.analysis.metrics).
+# Its inputs name the tables' key files, so a table built from another spec rebuilds it.
+rule metrics:
+    input:
+        tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
+        table_keys=[ancient(str(PRESET.table_key(t))) for t in PRESET.tables()],
+    output:
+        report(f"{RESULTS}/metrics.json", category="Metrics", caption="../report/metrics.rst"),
+    log:
+        f"{LOGS}/metrics.log",
+    conda:
+        "../envs/msdnet.yaml"
+    params:
+        # the folder of the tables as this job sees them (a local copy under a storage provider)
+        tables=lambda wc, input: str(Path(input.tables[0]).parent) if input.tables else "",
+    shell:
+        "msdnet metrics {params.tables:q} --out {output:q} > {log:q} 2>&1"

@@ -151,3 +151,46 @@ def planned_key(path):
             f"{path}: not a key this preset plans; ask for a planned target (e.g. `figures`)"
         )
     return keys[path]
+
+
+# The report (`snakemake --report report.html`; workflow/report/): one category per figure, its
+# registry description as the caption; the tables, the metrics and the notebooks beside them.
+# The captions (workflow/report/*.rst, Jinja templates that see the config) read these texts;
+# they sit under a key no preset uses, so nothing a job runs depends on them.
+config["_report"] = {
+    "figures": {fid: spec.description for fid, spec in FIGURES.items()},
+    "tables": {name: (fig.id, fig.description) for name, (fig, _) in TABLES.items()},
+    "preset": PRESET.name,
+}
+
+
+def report_figure_category(wildcards):
+    return f"Figure {wildcards.figure}"
+
+
+def _quiet_missing_metadata():
+    """After `dvc pull` there is no .snakemake metadata: `snakemake --report` would warn once per
+    output. One line says so instead (the report then lists the outputs without run times)."""
+    import logging
+
+    class _Once(logging.Filter):
+        said = False
+
+        def filter(self, record):
+            if not str(record.getMessage()).startswith("Missing metadata for file"):
+                return True
+            if _Once.said:
+                return False
+            _Once.said = True
+            record.msg, record.args = (
+                "Some outputs have no Snakemake metadata (a tree restored by `dvc pull`, or "
+                "metadata removed): the report lists them without run times; no more such "
+                "warnings (docs/workflow.md#the-report).",
+                (),
+            )
+            return True
+
+    logging.getLogger("snakemake.logging").addFilter(_Once())
+
+
+_quiet_missing_metadata()

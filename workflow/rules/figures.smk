@@ -10,7 +10,10 @@ rule figure:
     output:
         pdf=f"{FIGURES_DIR}/{{figure}}.pdf",
         png=report(
-            f"{FIGURES_DIR}/{{figure}}.png", category="Figures", caption="../report/figure.rst"
+            f"{FIGURES_DIR}/{{figure}}.png",
+            category=report_figure_category,
+            caption="../report/figure.rst",
+            labels={"figure": "{figure}", "format": "PNG"},
         ),
     log:
         f"{LOGS}/figures/{{figure}}.log",

@@ -18,9 +18,19 @@ rule notebook:
         reference=[ancient(local(f)) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
     output:
-        overview=f"{RESULTS}/notebooks/overview.ipynb",
+        overview=report(
+            f"{RESULTS}/notebooks/overview.ipynb",
+            category="Notebooks",
+            caption="../report/notebook.rst",
+            labels={"notebook": "overview"},
+        ),
         overview_py=f"{RESULTS}/notebooks/overview.py",
-        explorer=f"{RESULTS}/notebooks/budget_explorer.ipynb",
+        explorer=report(
+            f"{RESULTS}/notebooks/budget_explorer.ipynb",
+            category="Notebooks",
+            caption="../report/notebook.rst",
+            labels={"notebook": "budget explorer"},
+        ),
         explorer_py=f"{RESULTS}/notebooks/budget_explorer.py",
     log:
         overview=f"{LOGS}/notebooks/overview.log",

@@ -16,16 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="NAME", help="model name in the table (default: from meta)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list of {exit, macs, params, accuracy} instead of a table")
-    parser.add_argument("--csv", metavar="OUT.csv",
-                        help="also write the table (model, exit, macs, params, accuracy) as CSV")
+    parser.add_argument("--out", "--csv", dest="out", metavar="OUT.csv",
+                        help="also write the table (model, exit, macs, params, accuracy) as CSV"
+                             " (--csv: deprecated spelling)")
 
 
 def run(args: argparse.Namespace) -> int:
     preds = load(args.test)
     check_split(preds, "test", args.test)
     df = anytime_table(preds, model=args.model)
-    if args.csv:
-        write_csv(df, args.csv)
+    if args.out:
+        write_csv(df, args.out)
     if args.json:
         print(dumps(records(df[["exit", "macs", "params", "accuracy"]])))
     else:

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, nargs="+", metavar="MACS",
                         help="target average MACs per image (validation cost never exceeds it)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of points")
-    parser.add_argument("--csv", metavar="OUT.csv", help="write the per-point table as CSV")
+    parser.add_argument("--out", "--csv", dest="out", metavar="OUT.csv",
+                        help="write the per-point table as CSV (--csv: deprecated spelling)")
     parser.add_argument("--exits-csv", metavar="OUT.csv",
                         help="write the per-exit table (fractions, thresholds) as CSV")
 
@@ -71,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
                                val_name=args.val, test_name=args.test)
         points = [ev.at_budget(b) for b in args.budget] if args.budget else ev.sweep()
     table = budgeted_table(points)
-    if args.csv:
-        write_csv(table, args.csv)
+    if args.out:
+        write_csv(table, args.out)
     if args.exits_csv:
         write_csv(budgeted_exit_table(points), args.exits_csv)
     if args.json:

@@ -13,14 +13,15 @@ HELP = "build the long-format table behind a figure from predictions files (CSV)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("table", choices=sorted(TABLES))
+    p.add_argument("table", choices=sorted(TABLES), help="which table (results/<preset>/tables/TABLE.csv)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--spec", metavar="JSON",
                      help='the table\'s spec as the workflow passes it: {"section": {...}, '
                           '"sources": {NAME: {SEED: PREDICTIONS_DIR}}}')
     src.add_argument("--preset", metavar="CONFIG.yaml",
                      help="plan the table from a preset file, as the workflow would")
-    p.add_argument("--csv", required=True, help="output CSV")
+    p.add_argument("--out", "--csv", dest="out", required=True, metavar="OUT.csv",
+                   help="the table to write (--csv: deprecated spelling)")
 
 
 def spec_from_args(args: argparse.Namespace) -> dict:
@@ -45,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     _, table = TABLES[args.table]
     df = resolve(table.build)(spec["section"], Sources(spec["sources"]))
-    write_csv(df, args.csv)
-    print(f"{args.csv}: {len(df)} rows")
+    write_csv(df, args.out)
+    print(f"{args.out}: {len(df)} rows")
     return 0

@@ -27,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-class", type=int, metavar="N", help="keep at most N per class and kind")
     parser.add_argument("--confidence", choices=CONFIDENCES, default="max_prob",
                         help="confidence measure (default max_prob)")
-    parser.add_argument("--csv", metavar="OUT.csv",
-                        help="write the table (sample_id, label, kind, confidence) as CSV")
+    parser.add_argument("--out", "--csv", dest="out", metavar="OUT.csv",
+                        help="write the table (sample_id, label, kind, confidence) as CSV"
+                             " (--csv: deprecated spelling)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         df = easy_hard_table(test, threshold=args.threshold, top_share=args.top_share,
                              per_class=args.per_class, confidence=args.confidence, source=args.test)
-    if args.csv:
-        write_csv(df, args.csv)
+    if args.out:
+        write_csv(df, args.out)
         counts = df["kind"].value_counts()
         easy, hard = int(counts.get("easy", 0)), int(counts.get("hard", 0))
-        print(f"wrote {args.csv}: {easy} easy, {hard} hard images")
+        print(f"wrote {args.out}: {easy} easy, {hard} hard images")
     else:
         print(format_table(df))
     return 0

@@ -22,5 +22,5 @@ def run(args: argparse.Namespace) -> int:
     ens = build_ensemble(members, names=list(args.members), model=args.name)
     save(args.out, ens)
     order = ", ".join(m["file"] for m in ens.meta["members"])
-    print(f"wrote {args.out}: {ens.num_exits} steps ({order}), {ens.exit_macs[-1]:.6g} MACs in all")
+    print(f"wrote {args.out}: {ens.num_exits} steps ({order}), {ens.exit_macs[-1] / 1e6:.4g} MMACs in all")
     return 0

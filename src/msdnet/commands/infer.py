@@ -13,7 +13,7 @@ Costs are those of the run's evaluation mode: with lazy evaluation (the default 
 --budget is a budget for lazy evaluation. The validation file must hold the val split, come from
 the same checkpoint (its ``checkpoint_sha256`` and ``config_hash``, when recorded, must match) and
 from the checkpoint's data split (dataset, split_seed, data config); --split must be another split.
---set-data may change only where the data lives (root, imagenet_dir).
+--set data.KEY=VALUE may change only where the data lives (root, imagenet_dir; --set-data KEY=VALUE: the deprecated spelling).
 
 Engines (--engine): ``reference`` is ``msdnet.inference.early_exit.run_early_exit`` (host decision and
 ``state.select`` per exit, MACs counted by the op counter); ``fast`` is ``msdnet.inference.fast_exit``'s
@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import MsdnetError
+from ._options import add_data_set, data_overrides
 from ..inference.predictions import LOCATION_KEYS, check_split, load
 from ..inference.scores import CONFIDENCES, json_list, json_number
 
@@ -67,8 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="given thresholds, exactly one per exit but the last (K-1 values; the last exit "
                         "takes every image left); inf = nobody leaves there, -inf = everybody does")
     p.add_argument("--split", choices=["val", "test"], default="test", help="split to classify (default test)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N",
+                   help="images per batch (default: %(default)s); the fast engine buckets within it")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--confidence", choices=CONFIDENCES, default="max_prob",
                    help="confidence measure (default max_prob, the paper's)")
     p.add_argument("--no-lazy", action="store_true", help="turn lazy evaluation off")
@@ -77,12 +79,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "host sync per exit (eager on CPU); reference: host decision and select per "
                         "exit, MACs counted by the op counter; auto (default): fast on CUDA, else reference")
     p.add_argument("--repeat", type=int, default=1, help="timed repetitions; the best is reported")
-    p.add_argument("--set-data", action="append", default=[], metavar="KEY=VALUE",
-                   help="where the checkpoint's data lives: root=DIR or imagenet_dir=DIR (repeatable); "
-                        "keys that decide the splits cannot change")
+    add_data_set(p)
     p.add_argument("--allow-unfinished", action="store_true", help="use a run that has not finished training")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--csv", metavar="OUT.csv", help="write the per-image results as CSV")
+    p.add_argument("--out", "--csv", dest="out", metavar="OUT.csv",
+                   help="write the per-image results as CSV (--csv: deprecated spelling)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -152,12 +153,12 @@ def _thresholds_from_val(args: argparse.Namespace, model, num_classes: int | Non
 
 def run(args: argparse.Namespace) -> int:
     # torch and the analyses: imported when the command runs (`msdnet --help` stays torch-free)
-    from ..core.io import sha256_file
+    from ..core.io import sha256_file, terminal_progress
     from ..data import iterate_batches, load_data
     from ..evaluation.analysis.common import dumps, write_csv
     from ..inference.early_exit import normalize_thresholds, run_early_exit, speedup, time_full_evaluation
     from ..inference.fast_exit import ExitEngine
-    from ..inference.predict import checkpoint_data_config, model_from_checkpoint, parse_data_overrides
+    from ..inference.predict import checkpoint_data_config, model_from_checkpoint
     from ..models.cost import count_costs
     from ..training.checkpoint import check_model_fits_data, load_checkpoint
     from ..training.gpu_slots import resolve_device
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         raise MsdnetError(f"{args.checkpoint}: training stopped after epoch {ckpt.get('epoch')}; "
                           "re-run `msdnet train` to finish it (or pass --allow-unfinished)")
     config = ckpt["config"]
-    data_cfg = checkpoint_data_config(ckpt, args.checkpoint, parse_data_overrides(args.set_data))
+    data_cfg = checkpoint_data_config(ckpt, args.checkpoint, data_overrides(args.set))
     dev = resolve_device(args.device)
     model = model_from_checkpoint(ckpt, args.checkpoint)
     model.to(dev).eval()
@@ -211,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
     warm = list(itertools.islice(batches(), 1))
     time_full_evaluation(model, warm, device=dev)
     early_exit(warm, False)
-    result = early_exit(batches(), True)
+    n_batches = -(-len(getattr(bundle, args.split)) // args.batch_size)
+    result = early_exit(terminal_progress(batches(), n_batches, f"infer {args.split}"), True)
     if result.n_images == 0:
         raise MsdnetError(f"the '{args.split}' split holds no images")
     full_s, ee_s, full = math.inf, math.inf, None
@@ -224,8 +226,8 @@ def run(args: argparse.Namespace) -> int:
     assert full is not None
     executed = getattr(result, "executed_macs_per_image", result.measured_macs_per_image)
 
-    if args.csv:
-        write_csv(result.table(), args.csv)
+    if args.out:
+        write_csv(result.table(), args.out)
     summary = {
         "checkpoint": str(args.checkpoint), "split": args.split, "n_images": result.n_images,
         "batch_size": args.batch_size, "device": str(dev), "lazy": lazy, "confidence": args.confidence,
@@ -250,24 +252,26 @@ def run(args: argparse.Namespace) -> int:
     if source["mode"] == "p":
         how = f"from {args.val} at p = {source['p']}"
     elif source["mode"] == "budget":
-        how = f"from {args.val} at budget {args.budget:,.0f} MACs (p = {source['p']})"
+        how = f"from {args.val} at budget {args.budget / 1e6:,.4g} MMACs (p = {source['p']})"
     else:
         how = "given"
     print(f"thresholds ({args.confidence}, {how}): " + " ".join(f"{t:.6g}" for t in result.thresholds))
     if source["mode"] != "given":
-        print(f"  validation: {source['val_avg_macs']:,.1f} MACs per image, top-1 {source['val_accuracy']:.2f} %")
-    print(f"{'exit':>4}  {'C_k (MACs)':>14}  {'images':>7}  {'share':>7}")
+        print(f"  validation: {source['val_avg_macs'] / 1e6:,.4f} MMACs per image, "
+              f"top-1 {source['val_accuracy']:.2f} %")
+    print(f"{'exit':>4}  {'C_k (MMACs)':>14}  {'images':>7}  {'share':>7}")
     for k in range(result.num_exits):
-        print(f"{k + 1:>4}  {int(result.exit_macs[k]):>14,}  {int(result.exit_counts[k]):>7}  "
+        print(f"{k + 1:>4}  {result.exit_macs[k] / 1e6:>14,.4f}  {int(result.exit_counts[k]):>7}  "
               f"{100 * result.exit_fractions[k]:>6.2f}%")
-    print(f"accuracy: {result.accuracy:.2f} %  (full evaluation, last exit: {full.accuracy:.2f} %)")
+    print(f"accuracy: top-1 {result.accuracy:.2f} %  (full evaluation, last exit: {full.accuracy:.2f} %)")
     print(f"mean exit: {result.mean_exit:.3f}")
     if engine_name == "fast":
-        print(f"MACs per image: expected {result.expected_macs_per_image:,.1f}, executed with bucket "
-              f"padding {executed:,.1f} (full evaluation: {full.macs_per_image:,})")
+        print(f"MMACs per image: expected {result.expected_macs_per_image / 1e6:,.4f}, executed with "
+              f"bucket padding {executed / 1e6:,.4f} (full evaluation: {full.macs_per_image / 1e6:,.4f})")
     else:
-        print(f"MACs per image: measured {result.measured_macs_per_image:,.1f}, expected "
-              f"{result.expected_macs_per_image:,.1f} (full evaluation: {full.macs_per_image:,})")
+        print(f"MMACs per image: measured {result.measured_macs_per_image / 1e6:,.4f}, expected "
+              f"{result.expected_macs_per_image / 1e6:,.4f} (full evaluation: "
+              f"{full.macs_per_image / 1e6:,.4f})")
     print(f"wall-clock per image: early exit {result.seconds_per_image * 1e3:.4f} ms, full evaluation "
           f"{full.seconds_per_image * 1e3:.4f} ms; speed-up {speedup(result, full):.2f}x")
     return 0

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cwd", help="folder the notebook runs in (default: the folder of --out)")
     p.add_argument("--no-pair", action="store_true",
                    help="do not write the paired jupytext .py beside the executed .ipynb")
-    p.add_argument("--kernel", default="python3")
+    p.add_argument("--kernel", default="python3",
+                   help="the Jupyter kernel that executes it (default: %(default)s)")
 
 
 def relative_to(path: str | os.PathLike, cwd: str | os.PathLike) -> str:
@@ -142,7 +143,32 @@ def without_run_records(nb):
         cell.metadata.pop("execution", None)
         if not cell.metadata.get("tags", True):
             del cell.metadata["tags"]
-    return nb
+    return with_stable_widget_ids(nb)
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def with_stable_widget_ids(nb):
+    """The widgets' model ids (random per execution: the budget explorer's slider) renumbered in
+    order of appearance, in the saved widget state and in the outputs that show them, so that two
+    executions write the same bytes and the widgets still find their state when opened."""
+    import json
+    import re
+
+    import nbformat
+
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    text = nbformat.writes(nb)
+    ids = set(state) | set(re.findall(r'"model_id": "([0-9a-f]{32})"', text))
+    if not ids:
+        return nb
+    order = sorted(ids, key=lambda mid: text.find(mid))
+    for i, mid in enumerate(order):
+        text = text.replace(mid, f"@@widget{i}@@")
+    for i in range(len(order)):
+        text = text.replace(f"@@widget{i}@@", f"{i + 1:032x}")
+    return nbformat.reads(json.dumps(json.loads(text)), as_version=4)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", nargs=3, action="append", required=True,
                         metavar=("FAMILY", "SEED", "TEST.npz"),
                         help="the same network without intermediate classifier; repeat")
-    parser.add_argument("--csv", metavar="OUT.csv",
-                        help="write the table (family, location, metric, mean, std, n_seeds) as CSV")
+    parser.add_argument("--out", "--csv", dest="out", metavar="OUT.csv",
+                        help="write the table (family, location, metric, mean, std, n_seeds) as CSV"
+                             " (--csv: deprecated spelling)")
     parser.add_argument("--json", action="store_true", help="print the table as a JSON list")
 
 
@@ -40,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
             for family, seed, path in args.baseline]
     df = staircase_table(pd.DataFrame(runs, columns=RUN_COLUMNS),
                          pd.DataFrame(base, columns=BASELINE_COLUMNS))
-    if args.csv:
-        write_csv(df, args.csv)
+    if args.out:
+        write_csv(df, args.out)
     if args.json:
         print(dumps(records(df)))
     else:

@@ -133,3 +133,15 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
+
+
+def terminal_progress(items, total: int | None = None, desc: str | None = None):
+    """``items`` with a tqdm bar on stderr when stderr is a terminal; unchanged otherwise, so a
+    job's log holds no bar (``msdnet predict`` and ``msdnet infer``)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, leave=False, file=sys.stderr)

@@ -34,7 +34,7 @@ def locate(results_dir: str | os.PathLike, repo_dir: str | os.PathLike, figures_
         for root in (Path(".."), Path(".")):
             candidate = root / "results" / preset
             if _looks_like_results(candidate) and (root / "notebooks").is_dir():
-                print(f"note: no results under {results} (from {Path.cwd()}); using {candidate}")
+                print(f"note: no results under {results} (from this notebook's folder); using {candidate}")
                 results, repo = candidate, root
                 break
     name = Path(os.path.abspath(results)).name
@@ -128,3 +128,27 @@ def load_test_split(data: Mapping[str, Any], repo: str | os.PathLike, source: st
     from .images import FolderImages
 
     return FolderImages(samples), np.arange(len(samples)), names or list(getattr(test, "classes", [])) or None
+
+
+def in_mmacs(df):
+    """A table as the notebooks show it: MACs columns in MMACs (``first_exit_macs`` ->
+    ``first_exit_MMACs``), accuracies as ``top-1 %`` (:func:`msdnet.evaluation.analysis.common.
+    display_table`), and a table whose columns are budgets in MACs (``budget (MACs)``) with its
+    budgets in MMACs. Display only: the tables on disk keep MACs. None stays None."""
+    if df is None:
+        return None
+    from .analysis.common import display_table
+
+    if df.columns.name == "budget (MACs)":
+        out = df.copy()
+        out.columns = pd_index([c / 1e6 for c in df.columns], "budget (MMACs)")
+        return out
+    if all(isinstance(c, str) for c in df.columns):
+        return display_table(df)
+    return df
+
+
+def pd_index(values, name):
+    import pandas as pd
+
+    return pd.Index([round(float(v), 4) for v in values], name=name)

@@ -113,6 +113,7 @@ class EarlyExitResult:
     sample_ids   int64 [N]    ids from the batches, else 0..N-1
     thresholds   float64 [K]  theta_1..theta_K (theta_K = -inf)
     exit_macs    int64 [K]    cumulative MACs C_k per image under this evaluation mode
+    macs         int64 [N]    (property) C_k of each image's exit: the MACs spent on it
     measured_macs int or None total MACs counted while running (None with count_macs=False)
     seconds      float        wall-clock of the model work over all batches
     """
@@ -148,6 +149,11 @@ class EarlyExitResult:
     def exit_fractions(self) -> np.ndarray:
         n = self.n_images
         return self.exit_counts / n if n else np.zeros(self.num_exits)
+
+    @property
+    def macs(self) -> np.ndarray:
+        """C_k of the exit each image left at: the MACs spent on it, int64 [N]."""
+        return self.exit_macs.astype(np.int64)[self.exits]
 
     @property
     def expected_macs(self) -> int:

@@ -22,7 +22,7 @@ from ..data import DataConfig, iterate_batches, load_data
 from ..core.errors import ConfigError, MsdnetError
 from .. import __version__
 from ..core import kernels
-from ..core.io import sha256_file
+from ..core.io import sha256_file, terminal_progress
 from ..models import MultiExitModel, build
 from .predictions import LOCATION_KEYS, Predictions, save
 from ..training.checkpoint import check_model_fits_data, load_checkpoint, load_weights
@@ -34,19 +34,20 @@ __all__ = ["collect_logits", "predict_checkpoint", "parse_data_overrides", "chec
 def parse_data_overrides(items: Iterable[str], flag: str = "--set-data") -> dict[str, Any]:
     """``KEY=VALUE`` strings (VALUE parsed as YAML) to a mapping; only location keys may change."""
     out: dict[str, Any] = {}
+    sp = "" if flag.endswith(".") else " "          # "--set data.root" or "--set-data root"
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} root=data")
+            raise ConfigError(f"{flag}{sp}{item!r}: expected KEY=VALUE, e.g. {flag}{sp}root=data")
         if key not in LOCATION_KEYS:
-            raise ConfigError(f"{flag} {key}: only the data's location ({', '.join(LOCATION_KEYS)}) may "
+            raise ConfigError(f"{flag}{sp}{key}: only the data's location ({', '.join(LOCATION_KEYS)}) may "
                               f"change for a trained checkpoint; '{key}' decides which images are in "
                               "each split, so the predictions would not be of the run's held-out split; "
                               "train a run with that data config instead")
         try:
             out[key] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise ConfigError(f"{flag} {item!r}: the value is not valid YAML; quote it") from None
+            raise ConfigError(f"{flag}{sp}{item!r}: the value is not valid YAML; quote it") from None
     return out
 
 
@@ -88,8 +89,11 @@ def collect_logits(model: MultiExitModel, batches) -> tuple[np.ndarray, np.ndarr
 
 def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: tuple[str, ...] = ("val", "test"),
                        data_overrides: dict[str, Any] | None = None, batch_size: int = 256,
-                       device: str = "auto", allow_unfinished: bool = False) -> dict[str, Path]:
-    """Write ``out_dir/<split>.npz`` for each split; returns the paths."""
+                       device: str = "auto", allow_unfinished: bool = False,
+                       progress: bool = False) -> dict[str, Path]:
+    """Write ``out_dir/<split>.npz`` for each split; returns the paths.
+
+    ``progress``: a bar per split on stderr when it is a terminal (never in a log)."""
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     if not ckpt.get("finished") and not allow_unfinished:
@@ -98,11 +102,12 @@ def predict_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, splits: t
     from ..training.gpu_slots import claimed_device    # several cards: the least-loaded one
 
     with claimed_device(device) as dev:
-        return _predict(checkpoint, ckpt, out_dir, dev, splits, data_overrides, batch_size)
+        return _predict(checkpoint, ckpt, out_dir, dev, splits, data_overrides, batch_size, progress)
 
 
 def _predict(checkpoint: Path, ckpt: dict[str, Any], out_dir: str | Path, dev, splits: tuple[str, ...],
-             data_overrides: dict[str, Any] | None, batch_size: int) -> dict[str, Path]:
+             data_overrides: dict[str, Any] | None, batch_size: int,
+             progress: bool = False) -> dict[str, Path]:
     config = ckpt["config"]
     model = model_from_checkpoint(ckpt, checkpoint)
     model.to(dev)
@@ -117,7 +122,10 @@ def _predict(checkpoint: Path, ckpt: dict[str, Any], out_dir: str | Path, dev, s
         if split == "val" and bundle.val is None:
             raise MsdnetError(f"{checkpoint}: the run was trained without a held-out split "
                               "(data.val_size: 0), so there is no val split to record")
-        logits, labels, ids = collect_logits(model, iterate_batches(bundle, split, batch_size, device=dev))
+        batches = iterate_batches(bundle, split, batch_size, device=dev)
+        if progress:
+            batches = terminal_progress(batches, -(-len(getattr(bundle, split)) // batch_size), f"predict {split}")
+        logits, labels, ids = collect_logits(model, batches)
         meta = {
             "checkpoint": str(checkpoint), "checkpoint_sha256": digest, "config_hash": ckpt["config_hash"],
             "split": split, "dataset": data_cfg.name, "split_seed": data_cfg.split_seed,

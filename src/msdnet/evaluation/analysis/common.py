@@ -80,8 +80,31 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
         df.to_csv(tmp, index=False)
 
 
-def format_table(df: pd.DataFrame) -> str:
-    """A readable fixed-width rendering for the terminal."""
+def display_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A table as people read it: every MACs column (``macs``, ``avg_macs``, ``budget``, ...) in
+    MMACs (``macs`` -> ``MMACs``), every accuracy column (``accuracy``, ``val_accuracy``, ...) as
+    ``top-1 %`` and no column that is empty throughout (e.g. ``budget`` of a p sweep). The
+    numbers are the table's: only the unit of the MACs changes (divided by 1e6)."""
+    out = df.dropna(axis=1, how="all").copy()
+    names = {}
+    for col in out.columns:
+        if col in ("macs", "budget") or col.endswith("_macs"):
+            out[col] = out[col].astype(float) / 1e6
+            names[col] = "MMACs" if col == "macs" else f"{col.removesuffix('_macs')}_MMACs" \
+                if col != "budget" else "budget_MMACs"
+        elif col == "accuracy" or col.endswith("_accuracy"):
+            names[col] = f"{col.removesuffix('accuracy')}top-1 %"
+    return out.rename(columns=names)
+
+
+def format_table(df: pd.DataFrame, *, units: bool = True) -> str:
+    """A readable fixed-width rendering for the terminal (with ``units``: :func:`display_table`,
+    MMACs to 3 decimals, top-1 % to 2)."""
     if df.empty:
         return "(no rows)"
-    return df.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+    if not units:
+        return df.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+    shown = display_table(df)
+    fmt = {c: (lambda v: f"{v:.3f}" if not abs(v) < 0.1 else f"{v:.3g}") if "MMACs" in c else (lambda v: f"{v:.2f}") if "top-1 %" in c
+           else (lambda v: f"{v:.6g}") for c in shown.columns if shown[c].dtype.kind == "f"}
+    return shown.to_string(index=False, formatters=fmt, na_rep="-")
