@@ -114,6 +114,7 @@ def figure_args(wildcards, input):
     spec, args = FIGURES[wildcards.figure], []
     for t in input.tables:
         args += ["--table", t]
+    args += ["--key", input.key]  # refuses tables that lack a curve or seed the spec names
     if spec.needs_images:
         args += ["--data", input.data[0]]
         section = PRESET.figures[wildcards.figure]

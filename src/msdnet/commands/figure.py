@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the paper's points (reference_points.csv) to draw beside the curves")
     parser.add_argument("--dataset", metavar="NAME",
                         help="with --reference: draw the points of this data set (e.g. cifar100)")
+    parser.add_argument("--key", metavar="JSON",
+                        help="the figure's key file (its spec, as the workflow writes it): refuse "
+                             "tables that lack a curve or seed it names")
     parser.add_argument("--title", metavar="TEXT", help="figure title (default: the figure's)")
     parser.add_argument("--out", required=True, metavar="STEM", help="writes STEM.pdf and STEM.png")
 
@@ -70,10 +73,23 @@ def _check(args: argparse.Namespace) -> None:
         raise MsdnetError("--reference and --dataset go together (the paper's points of one data set)")
 
 
+def _figure_spec(path: str, figure: str) -> dict:
+    import json
+
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MsdnetError(f"--key {path}: not a readable key file ({type(exc).__name__}); "
+                          f"it is the workflow's, rebuilt by `snakemake figures`") from None
+    if not isinstance(spec, dict) or spec.get("figure") != figure or not isinstance(spec.get("tables"), list):
+        raise MsdnetError(f"--key {path}: not the key file of figure {figure}")
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from ..figures.common import load_reference, read_table
-    from ..figures.style import save
+    from ..figures.common import check_complete, load_reference, read_table
+    from ..figures.style import check_labels, figure_labels, save
 
     spec = FIGURES[args.figure]
     ref = None
@@ -89,12 +105,18 @@ def run(args: argparse.Namespace) -> int:
     names = [t.name for t in spec.tables]
     tables = {n: read_table(p, f"{n} table") for n, p in zip(names, args.table)}
     sources = {n: f"{n} table {p}" for n, p in zip(names, args.table)}
+    if args.key:
+        check_complete(tables, _figure_spec(args.key, args.figure), sources)
+    labels = [str(v) for df in tables.values() for col in ("model", "family") if col in df.columns
+              for v in df[col].dropna() if str(v).strip()]
+    check_labels(labels, f"{args.figure}: legend label")
     options = {"labels": args.labels, "max_classes": args.max_classes, "per_kind": args.per_kind}
     if spec.needs_images:
         from ..evaluation.images import load_test_images
 
         options["images"], options["ids"], options["class_names"] = load_test_images(args.data)
-    fig = resolve(spec.draw)(tables, reference=ref, title=args.title, options=options, sources=sources)
+    with figure_labels(labels):
+        fig = resolve(spec.draw)(tables, reference=ref, title=args.title, options=options, sources=sources)
     pdf, png = save(fig, _stem(args.out))
     print(f"wrote {pdf} and {png}")
     return 0
