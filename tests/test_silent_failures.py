@@ -66,3 +66,124 @@ def test_8_one_epoch_trains_at_the_full_lr_and_longer_schedules_are_unchanged():
         cfg = TrainConfig(epochs=epochs, lr=0.1)
         assert lr_milestones(cfg) == [round(m * epochs) for m in cfg.lr_milestones]
     assert lr_milestones(TrainConfig(epochs=8)) == [4, 6]    # the default preset
+
+
+# -- 1. read tables strictly -------------------------------------------------------------------------
+
+ODD_LABELS = ["NA", "N/A", "None", "null", "007", "1e3", "2.50", "nan", "MSDNet"]
+
+
+def _anytime_table(labels, seeds=(0,)):
+    import pandas as pd
+
+    rows = [{"model": lab, "name": f"m{i}", "seed": s, "exit": e, "macs": 1e6 * e, "params": 1e4,
+             "accuracy": 50.0 + i + e} for i, lab in enumerate(labels) for s in seeds for e in (1, 2)]
+    return pd.DataFrame(rows)
+
+
+def test_1_labels_are_read_back_as_written(tmp_path):
+    from msdnet.evaluation.analysis.common import write_csv
+    from msdnet.figures.common import anytime_mean, check_anytime, read_table
+
+    path = tmp_path / "anytime.csv"
+    write_csv(_anytime_table(ODD_LABELS), path)
+    df = check_anytime(read_table(path), str(path))
+    assert list(dict.fromkeys(df["model"])) == ODD_LABELS
+    assert list(dict.fromkeys(anytime_mean(df)["model"])) == ODD_LABELS
+    assert df["accuracy"].dtype == float and df["seed"].dtype.kind == "i"
+
+
+def test_1_a_truncated_table_is_refused_naming_file_and_row(tmp_path):
+    from msdnet.evaluation.analysis.common import write_csv
+    from msdnet.figures.common import check_anytime, read_table
+
+    path = tmp_path / "anytime.csv"
+    write_csv(_anytime_table(["MSDNet", "ResNet^MC"], seeds=(0, 1, 2)), path)
+    data = path.read_bytes()
+    cut = data[: int(0.6 * len(data))]
+    cut = cut[: cut.rindex(b"\n") + 1] + b"MSDNet,"           # a half row, as a full disk leaves it
+    path.write_bytes(cut)
+    with pytest.raises(DataError) as exc:
+        check_anytime(read_table(path), str(path))
+    msg = str(exc.value)
+    assert str(path) in msg and "row" in msg and "\n" not in msg
+    # a number that is not finite is refused too
+    df = _anytime_table(["MSDNet"])
+    df.loc[1, "accuracy"] = float("inf")
+    write_csv(df, path)
+    with pytest.raises(DataError, match=r"row 2 .*accuracy"):
+        check_anytime(read_table(path), str(path))
+
+
+def test_1_a_figure_that_would_drop_a_curve_or_seed_refuses(tmp_path, capsys):
+    from msdnet.cli import main
+    from msdnet.evaluation.analysis.common import write_csv
+
+    table, key = tmp_path / "anytime.csv", tmp_path / "anytime.key.json"
+    write_csv(_anytime_table(["MSDNet", "ResNet^MC"], seeds=(0, 1)), table)
+    spec = {"figure": "anytime", "reference_dataset": None,
+            "tables": [{"table": "anytime", "figure": "anytime",
+                        "section": {"MSDNet": "msdnet", "ResNet^MC": "resnet-mc", "DenseNet^MC": "d"},
+                        "sources": {"msdnet": {"0": "x", "1": "x"}, "resnet-mc": {"0": "x", "1": "x"},
+                                    "d": {"0": "x"}}}]}
+    import json
+
+    key.write_text(json.dumps(spec))
+    out = tmp_path / "fig"
+    assert main(["figure", "anytime", "--table", str(table), "--key", str(key), "--out", str(out)]) == 2
+    assert "DenseNet^MC" in _one_line(capsys) and not (tmp_path / "fig.png").exists()
+    spec["tables"][0]["section"].pop("DenseNet^MC")
+    spec["tables"][0]["sources"]["msdnet"]["2"] = "x"                  # a seed the table lacks
+    key.write_text(json.dumps(spec))
+    assert main(["figure", "anytime", "--table", str(table), "--key", str(key), "--out", str(out)]) == 2
+    assert "'MSDNet' seed 2" in _one_line(capsys)
+    spec["tables"][0]["sources"]["msdnet"].pop("2")
+    key.write_text(json.dumps(spec))
+    assert main(["figure", "anytime", "--table", str(table), "--key", str(key), "--out", str(out)]) == 0
+    assert (tmp_path / "fig.png").exists()
+
+
+def test_1_colours_ignore_case_and_are_distinct_within_a_figure():
+    from msdnet.figures import style
+
+    assert style.colour("MSDNet") == style.colour("msdnet") == style.colour("MSDNET")
+    assert style.marker("MSDNet") == style.marker("msdnet")
+    assert style.colour("My Net") == style.colour("my net") and style.marker("My Net") == style.marker("my net")
+    labels = ["MSDNet", "ResNet^MC"] + [f"custom net {i}" for i in range(8)]
+    with style.figure_labels(labels):
+        colours = [style.colour(n) for n in labels]
+        markers = [style.marker(n) for n in labels]
+    assert len(set(colours)) == len(labels) and len(set(markers)) == len(labels)
+    assert colours[0] == style.colour("MSDNet")                   # fixed styles never move
+
+
+# -- 2. presentation validated before any job runs ---------------------------------------------------
+
+def _tiny():
+    from msdnet.core.config import load_yaml
+
+    return load_yaml(REPO / "config" / "tiny.yaml")
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda c: c["figures"]["anytime"].update({"": "msdnet"}), "is empty"),
+    (lambda c: c["figures"]["anytime"].update({"x" * 81: "msdnet"}), "81 characters"),
+    (lambda c: c["figures"]["anytime"].update({"msdnet": "msdnet"}), "differ only in case"),
+    (lambda c: c["figures"]["anytime"].update({r"$\foo$": "msdnet"}), "not valid mathtext"),
+    (lambda c: c["figures"]["staircase"]["ResNet"]["runs"].update({1.5: "resnet"}), "in (0, 1)"),
+    (lambda c: c["figures"]["staircase"]["ResNet"]["runs"].update({"deep": "resnet"}), "in (0, 1)"),
+    (lambda c: c.update({"seeds": [18446744073709551616]}), "maximum"),
+    (lambda c: c.update({"seeds": [2**32 - 1]}), "out of range"),    # the ensemble's copy: + 1000
+])
+def test_2_presentation_is_refused_at_planning(monkeypatch, change, expected):
+    from msdnet.planning.workflow import plan
+
+    monkeypatch.chdir(REPO)
+    cfg = _tiny()
+    change(cfg)
+    with pytest.raises(ConfigError) as exc:
+        plan(cfg, "tiny.yaml")
+    assert expected in str(exc.value) and "\n" not in str(exc.value)
+    ok = _tiny()
+    ok["figures"]["anytime"]["Cost in $\\$$"] = "msdnet"             # valid mathtext passes
+    plan(ok, "tiny.yaml")

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import MsdnetError
-from ..figures.registry import FIGURES, resolve
+from ..figures.registry import FIGURES, check_labels, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"
 FIGURE_IDS = tuple(FIGURES)
@@ -89,7 +89,7 @@ def _figure_spec(path: str, figure: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     from ..figures.common import check_complete, load_reference, read_table
-    from ..figures.style import check_labels, figure_labels, save
+    from ..figures.style import figure_labels, save
 
     spec = FIGURES[args.figure]
     ref = None
