@@ -187,3 +187,65 @@ def test_2_presentation_is_refused_at_planning(monkeypatch, change, expected):
     ok = _tiny()
     ok["figures"]["anytime"]["Cost in $\\$$"] = "msdnet"             # valid mathtext passes
     plan(ok, "tiny.yaml")
+
+
+# -- 3. a failed job never loses a good output ---------------------------------------------------------
+
+def test_3_table_figure_and_notebook_outputs_survive_a_failed_rerun(tmp_path):
+    """The rules that rebuild outputs from earlier ones (table, figure, notebook) flag every output
+    update(): Snakemake backs the old file up and restores it when the job fails (instead of
+    deleting it before the job and again after the failure). Shown here on a one-rule workflow
+    with the Snakemake the project runs."""
+    import re
+    import subprocess
+    import sys
+
+    rules = {"table": "analyze.smk", "figure": "figures.smk", "notebook": "notebooks.smk"}
+    for rule, smk in rules.items():
+        text = (REPO / "workflow" / "rules" / smk).read_text()
+        block = text[text.index(f"rule {rule}:"):]
+        block = block[block.index("output:"):block.index("log:")]
+        declared = [ln for ln in block.splitlines()[1:] if re.match(r"^ {8}[^ #)]", ln)]
+        assert declared and all(re.match(r"^ {8}(\w+=)?update\(", ln) for ln in declared), (rule, block)
+    (tmp_path / "Snakefile").write_text(
+        'rule t:\n    output: update("out.csv")\n    shell: "echo half > {output} && exit 1"\n')
+    (tmp_path / "out.csv").write_text("good\n")
+    snakemake = Path(sys.executable).parent / "snakemake"
+    out = subprocess.run([str(snakemake), "--cores", "1", "--forcerun", "t", "out.csv"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert (tmp_path / "out.csv").read_text() == "good\n"
+
+
+def test_3_a_full_disk_during_msdnet_notebook_leaves_the_old_notebooks_and_no_stray_file(tmp_path, monkeypatch):
+    import errno
+
+    import nbformat
+    import papermill
+
+    from msdnet.commands import notebook
+
+    src = tmp_path / "nb.py"
+    src.write_text("# %%\nx = 1\n")
+    out_dir = tmp_path / "notebooks"
+    out_dir.mkdir()
+    out = out_dir / "overview.ipynb"
+    out.write_text("old ipynb")
+    (out_dir / "overview.py").write_text("old py")
+
+    def fake_execute(inp, outp, **kwargs):
+        Path(outp).write_text(Path(inp).read_text())
+
+    real_write = nbformat.write
+
+    def full_disk(nb, fp, *a, **k):
+        if str(fp).endswith(".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(nb, fp, *a, **k)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(nbformat, "write", full_disk)
+    with pytest.raises(OSError):
+        notebook.execute(src, out)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["overview.ipynb", "overview.py"]
+    assert out.read_text() == "old ipynb"

@@ -22,7 +22,9 @@ rule table:
         ],
         key=lambda wc: ancient(str(PRESET.table_key(wc.table))),
     output:
-        f"{RESULTS}/tables/{{table}}.csv",
+        # update(): Snakemake keeps the previous table until the job succeeds (it backs it up
+        # and restores it when the job fails), so a failed rerun never loses a good table
+        update(f"{RESULTS}/tables/{{table}}.csv"),
     log:
         f"{LOGS}/tables/{{table}}.log",
     conda:

@@ -8,9 +8,14 @@ rule figure:
         data=lambda wc: [ancient(str(p)) for p in [PRESET.image_data(wc.figure)] if p],
         reference=ancient(local(REFERENCE)),
     output:
-        pdf=f"{FIGURES_DIR}/{{figure}}.pdf",
-        png=report(
-            f"{FIGURES_DIR}/{{figure}}.png", category="Figures", caption="../report/figure.rst"
+        # update(): a failed redraw keeps the previous figure (analyze.smk, rule table)
+        pdf=update(f"{FIGURES_DIR}/{{figure}}.pdf"),
+        png=update(
+            report(
+                f"{FIGURES_DIR}/{{figure}}.png",
+                category="Figures",
+                caption="../report/figure.rst",
+            )
         ),
     log:
         f"{LOGS}/figures/{{figure}}.log",

@@ -18,10 +18,11 @@ rule notebook:
         reference=[ancient(local(f)) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
     output:
-        overview=f"{RESULTS}/notebooks/overview.ipynb",
-        overview_py=f"{RESULTS}/notebooks/overview.py",
-        explorer=f"{RESULTS}/notebooks/budget_explorer.ipynb",
-        explorer_py=f"{RESULTS}/notebooks/budget_explorer.py",
+        # update(): a failed run keeps the previous notebooks (analyze.smk, rule table)
+        overview=update(f"{RESULTS}/notebooks/overview.ipynb"),
+        overview_py=update(f"{RESULTS}/notebooks/overview.py"),
+        explorer=update(f"{RESULTS}/notebooks/budget_explorer.ipynb"),
+        explorer_py=update(f"{RESULTS}/notebooks/budget_explorer.py"),
     log:
         overview=f"{LOGS}/notebooks/overview.log",
         explorer=f"{LOGS}/notebooks/budget_explorer.log",
