@@ -15,13 +15,14 @@ from snakemake.utils import min_version
 from msdnet.core.errors import MsdnetError
 from msdnet.figures.registry import FIGURES, TABLES
 from msdnet.planning.notebooks import workflow_plan
-from msdnet.planning.workflow import SPLITS, plan
+from msdnet.planning.workflow import SPLITS, check_dvc_params, plan
 
 min_version("8.0")
 
 SOURCE = (list(workflow.config_settings.configfiles) or ["config/config.yaml"])[0]
 try:
     PRESET = plan(config, str(SOURCE))  # validated once, its runs resolved once
+    check_dvc_params(SOURCE, PRESET.name)  # params.yaml's preset name agrees with its configfile
 except MsdnetError as exc:
     raise WorkflowError(f"invalid preset: {exc}") from None
 

@@ -143,6 +143,30 @@ def plan(config: Mapping[str, Any], source: str = "<preset>", schema: Path | Non
     return preset
 
 
+def check_dvc_params(source: str | Path, preset_name: str, params: str | Path = "params.yaml") -> None:
+    """Refuse a ``params.yaml`` (the DVC pipeline's parameters) whose ``workflow.configfile`` is
+    the preset being planned but whose ``workflow.preset`` is not that preset's name: dvc.yaml
+    would record results/<wrong name>/ while Snakemake writes results/<name>/. Checked when
+    Snakemake plans (the first thing every DVC stage runs), so before any job runs. A run with
+    another preset than params.yaml's (plain ``snakemake --configfile ...``) is not checked."""
+    path = Path(params)
+    if not path.is_file():
+        return
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML") from None
+    wf = doc.get("workflow") if isinstance(doc, dict) else None
+    if not isinstance(wf, dict) or "configfile" not in wf:
+        return
+    if Path(str(wf["configfile"])).resolve() != Path(source).resolve():
+        return
+    if wf.get("preset") != preset_name:
+        raise ConfigError(f"{path}: workflow.preset is {wf.get('preset')!r} but {wf['configfile']} is "
+                          f"preset {preset_name!r}; set both together, e.g. dvc exp run -S "
+                          f"workflow.configfile={wf['configfile']} -S workflow.preset={preset_name}")
+
+
 def check_presentation(figures: Mapping[str, Any], source: str = "<preset>") -> None:
     """What the figures will show, checked before any job runs: every legend label non-empty, at
     most 80 characters, unique within its panel case-insensitively and (when it has a "$")
