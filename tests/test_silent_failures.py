@@ -249,3 +249,168 @@ def test_3_a_full_disk_during_msdnet_notebook_leaves_the_old_notebooks_and_no_st
         notebook.execute(src, out)
     assert sorted(p.name for p in out_dir.iterdir()) == ["overview.ipynb", "overview.py"]
     assert out.read_text() == "old ipynb"
+
+
+# -- 5. remaining raw failures, one clear line each ----------------------------------------------------
+
+def test_5_a_bogus_device_is_one_line(tmp_path, capsys):
+    import msdnet
+    from msdnet.cli import main
+
+    with pytest.raises(MsdnetError, match="'bogus' is not a device name"):
+        msdnet.load_model(tmp_path / "model.pt", device="bogus")
+    with pytest.raises(MsdnetError, match="CPU or CUDA"):
+        msdnet.load_model(tmp_path / "model.pt", device="meta")
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    assert main(["predict", str(ckpt), "--device", "bogus", "--out-dir", str(tmp_path / "p")]) == 2
+    assert "bogus" in _one_line(capsys)
+
+
+def test_5_cost_of_a_huge_input_counts_on_the_meta_device(tmp_path):
+    import time
+
+    import yaml
+
+    from msdnet.commands.cost import cost_report
+
+    cfg = yaml.safe_load((REPO / "config/models/msdnet-anytime-cifar100.yaml").read_text())
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(cfg))
+    cfg["input_size"] = [3, 4096, 4096]
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(yaml.safe_dump(cfg))
+    start = time.monotonic()
+    report = cost_report(str(huge))
+    assert time.monotonic() - start < 60
+    ref = cost_report(str(small))
+    assert [e["params"] for e in report["exits"]] == [e["params"] for e in ref["exits"]]
+    # MACs grow with the pixels (the stem halves 4096 the same way it would on the CPU)
+    assert report["exits"][-1]["macs"] > 10_000 * ref["exits"][-1]["macs"]
+
+
+def test_5_cluster_profiles_refuse_missing_environment_and_sbatch(monkeypatch, capsys):
+    from msdnet.cli import main
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("snakemake was started"))
+    monkeypatch.delenv("MSDNET_S3_PREFIX", raising=False)
+    monkeypatch.setenv("MSDNET_IMAGE", "registry/msdnet:1")
+    from msdnet.planning.cluster import required_plugins
+
+    if all(p.installed() for p in required_plugins("profiles/kubernetes")):
+        assert main(["cluster", "kubernetes", "figures", "--configfile", "config/tiny.yaml"]) == 1
+        assert "MSDNET_S3_PREFIX" in _one_line(capsys)
+    if all(p.installed() for p in required_plugins("profiles/slurm")):
+        monkeypatch.setenv("PATH", str(Path(os.__file__).parent))           # no sbatch there
+        assert main(["cluster", "slurm", "figures", "--configfile", "config/tiny.yaml"]) == 1
+        assert "sbatch" in _one_line(capsys)
+
+
+def test_5_predictions_of_zero_images_are_refused(tmp_path, capsys):
+    from msdnet.cli import main
+    from msdnet.inference.predictions import Predictions, save
+
+    empty = Predictions(logits=np.zeros((2, 0, 3), np.float32), labels=np.zeros(0, np.int64),
+                        exit_macs=np.array([1.0, 2.0]), sample_ids=np.zeros(0, np.int64), meta={})
+    path = tmp_path / "test.npz"
+    save(path, empty)
+    assert main(["anytime", "--test", str(path)]) == 2
+    assert "0 images" in _one_line(capsys)
+
+
+def test_5_params_yaml_preset_must_match_its_configfile(tmp_path, monkeypatch):
+    from msdnet.planning.workflow import check_dvc_params
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        "workflow:\n  configfile: config/tiny.yaml\n  preset: mini\n  cores: 2\n")
+    with pytest.raises(ConfigError, match="workflow.preset is 'mini' but config/tiny.yaml is preset 'tiny'"):
+        check_dvc_params("config/tiny.yaml", "tiny")
+    check_dvc_params("config/config.yaml", "mini")        # another preset than params.yaml's: not checked
+    (tmp_path / "params.yaml").write_text("workflow:\n  configfile: config/tiny.yaml\n  preset: tiny\n")
+    check_dvc_params("config/tiny.yaml", "tiny")
+    # the repository's own params.yaml agrees with its preset
+    monkeypatch.chdir(REPO)
+    check_dvc_params("config/config.yaml", "mini")
+
+
+# -- 6. advice is safe ---------------------------------------------------------------------------------
+
+def test_6_a_yaml_or_npz_given_as_checkpoint_is_named_not_deleted(tmp_path, capsys):
+    from msdnet.cli import main
+
+    yaml_file = REPO / "config/models/msdnet-anytime-cifar100.yaml"
+    npz = tmp_path / "val.npz"
+    np.savez(npz, a=np.zeros(3))
+    for path, kind in ((yaml_file, "YAML"), (npz, "NumPy archive")):
+        assert main(["predict", str(path), "--out-dir", str(tmp_path / "p")]) == 2
+        err = _one_line(capsys)
+        assert kind in err and "delete" not in err and "msdnet train" in err
+    assert yaml_file.is_file()
+    own = tmp_path / "run" / "checkpoint.pt"                  # msdnet train's own resume state
+    own.parent.mkdir()
+    own.write_bytes(b"PK\x03\x04 cut short")
+    assert main(["predict", str(own), "--out-dir", str(tmp_path / "p")]) == 2
+    assert "corrupt checkpoint" in _one_line(capsys)
+
+
+# -- 7. ImageNet data checked when prepared --------------------------------------------------------------
+
+def _imagenet(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 4), ("val", 2)):
+        for cls in ("n01", "n02"):
+            (root / part / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+                    root / part / cls / f"{i}.JPEG", format="JPEG")
+    return root
+
+
+@pytest.mark.parametrize("where,content", [("val/n02/0.JPEG", b""), ("train/n01/3.JPEG", b"just text\n")])
+def test_7_a_bad_imagenet_image_is_named_by_msdnet_data(tmp_path, capsys, where, content):
+    import yaml
+
+    from msdnet.cli import main
+
+    root = _imagenet(tmp_path / "imagenet")
+    (root / where).write_bytes(content)
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({"name": "imagenet", "imagenet_dir": str(root), "val_size": 2,
+                                    "root": str(tmp_path / "data")}))
+    assert main(["data", str(data)]) == 2
+    assert str(root / where) in _one_line(capsys)
+
+
+def test_7_a_bad_image_met_later_is_one_line_naming_it(tmp_path, capsys):
+    from torch.utils.data import DataLoader
+
+    from msdnet.cli import _one_line as cli_line
+    from msdnet.data.imagenet import load_image
+
+    bad = tmp_path / "x.JPEG"
+    bad.write_text("not an image")
+    with pytest.raises(DataError) as exc:
+        load_image(str(bad))
+    assert str(bad) in str(exc.value) and "\n" not in str(exc.value)
+
+    class Bad(torch_dataset()):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return load_image(str(bad))
+
+    with pytest.raises(DataError) as wrapped:            # raised in a worker, wrapped by torch
+        next(iter(DataLoader(Bad(), num_workers=1)))
+    line = cli_line(wrapped.value)
+    assert "\n" not in line and line.startswith(str(bad))
+
+
+def torch_dataset():
+    from torch.utils.data import Dataset
+
+    return Dataset
