@@ -94,7 +94,7 @@ if reference_csv and dataset:
 # `msdnet findings {results_dir}/tables` prints them; "n/a" where a table is missing.
 
 # %%
-from msdnet.analysis.findings import all_findings, markdown
+from msdnet.evaluation.analysis.findings import all_findings, markdown
 
 FINDINGS = attempt("findings", all_findings, TABLES)
 if FINDINGS is not None:
