@@ -13,7 +13,8 @@ STEM.png. Which tables each figure takes is declared in ``msdnet.figures.registr
 The paper's points (``--reference``, columns dataset, curve, macs_millions, top1_percent, figure)
 are drawn only where ``dataset`` equals ``--dataset`` and ``figure`` equals ID; a data set
 without points for the figure draws none and says so on the figure and on stderr. staircase and easy-hard have no MACs
-axis: there ``--reference`` is ignored with a note on stderr.
+axis: there ``--reference`` is ignored with a note on stderr. ``--key`` (the figure's key file, as
+the workflow passes it) refuses tables that lack a curve or a seed the figure's spec names.
 """
 
 from __future__ import annotations
