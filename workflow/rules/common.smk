@@ -58,6 +58,20 @@ wildcard_constraints:
     figure=_alternatives(FIGURES),
 
 
+def forced(rule_name):
+    """Whether this run forces every job of ``rule_name`` (--forcerun/-R RULE, --forceall).
+    Read when the DAG is built (input functions), after Snakemake has set its DAG settings."""
+    settings = workflow.dag_settings
+    return settings is not None and (settings.forceall or rule_name in settings.forcerun)
+
+
+def derived(path, rule_name):
+    """An input that the jobs of ``rule_name`` write, as ancient() (no modification-time
+    reruns); a plain input when this run forces those jobs (e.g. --forcerun table), so that
+    their new outputs rerun the jobs that read them (ancient inputs never propagate a rerun)."""
+    return path if forced(rule_name) else ancient(path)
+
+
 def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 

@@ -2,7 +2,7 @@
 rule figure:
     input:
         tables=lambda wc: [
-            ancient(f"{RESULTS}/tables/{t.name}.csv") for t in FIGURES[wc.figure].tables
+            derived(f"{RESULTS}/tables/{t.name}.csv", "table") for t in FIGURES[wc.figure].tables
         ],
         key=lambda wc: ancient(str(PRESET.figure_key(wc.figure))),
         data=lambda wc: [ancient(str(p)) for p in [PRESET.image_data(wc.figure)] if p],

@@ -12,8 +12,8 @@ rule notebook:
     input:
         notebook=ancient(local("notebooks/overview.py")),
         explorer=ancient(local("notebooks/budget_explorer.py")),
-        tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
-        figures=[ancient(f) for f in figure_files() if f.endswith(".png")],
+        tables=lambda wc: [derived(f"{RESULTS}/tables/{t}.csv", "table") for t in PRESET.tables()],
+        figures=lambda wc: [derived(f, "figure") for f in figure_files() if f.endswith(".png")],
         key=ancient(str(PRESET.notebook_key(NOTEBOOKS["explorer_key"]))),
         reference=[ancient(local(f)) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
