@@ -60,7 +60,7 @@ def label_problem(label: object) -> str | None:
 
 
 def check_labels(labels, where: str) -> None:
-    """One panel's legend labels: each valid (:func:`label_problem`) and the distinct ones unique
+    """One figure's legend labels: each valid (:func:`label_problem`) and the distinct ones unique
     case-insensitively (they would share a colour); else a one-line ConfigError."""
     seen: dict[str, str] = {}
     for label in dict.fromkeys(labels):
@@ -79,7 +79,7 @@ class TableSpec:
     build: str                                  # "module:function", builder(section, sources)
     names: Callable[[dict], list[str]]          # models / ensembles the table reads
     part: str | None = None                     # the sub-section it is built from (None: all)
-    # the legend labels its section writes (one panel: unique within it) and the rows the table
+    # the legend labels its section writes (unique within the figure) and the rows the table
     # must hold, (column, label, name whose seeds it must hold or None), from its section
     labels: Callable[[dict], list[str]] = lambda s: list(s)
     rows: Callable[[dict], list[tuple[str, str, str | None]]] = lambda s: []

@@ -169,11 +169,12 @@ def check_dvc_params(source: str | Path, preset_name: str, params: str | Path = 
 
 def check_presentation(figures: Mapping[str, Any], source: str = "<preset>") -> None:
     """What the figures will show, checked before any job runs: every legend label non-empty, at
-    most 80 characters, unique within its panel case-insensitively and (when it has a "$")
+    most 80 characters, unique within its figure case-insensitively (the same label in two
+    panels is one curve) and (when it has a "$")
     mathtext that parses; staircase locations numbers in (0, 1). One-line ConfigError."""
     for fid, section in figures.items():
-        for t in FIGURES[fid].tables:
-            check_labels(t.labels(t.section_of(section)), f"{source}: figures/{fid}: legend label")
+        labels = [lab for t in FIGURES[fid].tables for lab in t.labels(t.section_of(section))]
+        check_labels(labels, f"{source}: figures/{fid}: legend label")
         if fid == "staircase":
             for family, spec in section.items():
                 for loc in spec["runs"]:
