@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import MsdnetError
-from ..figures.registry import FIGURES, check_labels, resolve
+from ..figures.registry import FIGURES, label_problem, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"
 FIGURE_IDS = tuple(FIGURES)
@@ -110,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         check_complete(tables, _figure_spec(args.key, args.figure), sources)
     labels = [str(v) for df in tables.values() for col in ("model", "family") if col in df.columns
               for v in df[col].dropna() if str(v).strip()]
-    check_labels(labels, f"{args.figure}: legend label")
+    for label in dict.fromkeys(labels):      # mathtext that would fail when saved, checked first
+        problem = label_problem(label)
+        if problem:
+            raise MsdnetError(f"{args.figure}: legend label {label!r} in its table {problem}")
     options = {"labels": args.labels, "max_classes": args.max_classes, "per_kind": args.per_kind}
     if spec.needs_images:
         from ..evaluation.images import load_test_images
