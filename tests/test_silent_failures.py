@@ -414,3 +414,17 @@ def torch_dataset():
     from torch.utils.data import Dataset
 
     return Dataset
+
+
+def test_3_a_broken_mathtext_label_keeps_the_old_figure(tmp_path, capsys):
+    from msdnet.cli import main
+    from msdnet.evaluation.analysis.common import write_csv
+
+    table = tmp_path / "anytime.csv"
+    write_csv(_anytime_table(["MSDNet", r"$\foo$"]), table)
+    for ext in ("pdf", "png"):
+        (tmp_path / f"fig.{ext}").write_bytes(b"old " + ext.encode())
+    assert main(["figure", "anytime", "--table", str(table), "--out", str(tmp_path / "fig")]) == 2
+    assert "not valid mathtext" in _one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anytime.csv", "fig.pdf", "fig.png"]
+    assert (tmp_path / "fig.png").read_bytes() == b"old png"
