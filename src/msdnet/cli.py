@@ -53,6 +53,16 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: MsdnetError) -> str:
+    """The message of ``exc``; one raised in a DataLoader worker comes back wrapped by torch
+    ("Caught DataError in DataLoader worker process 0. Original Traceback ..."): its own line."""
+    text = str(exc)
+    if "\n" in text and text.startswith("Caught "):
+        last = [ln for ln in text.splitlines() if ln.strip()][-1]
+        return last.split(": ", 1)[1] if last.startswith("msdnet.") and ": " in last else last
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     kernels.pin()                         # before any command imports torch (msdnet.core.kernels)
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -60,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except MsdnetError as exc:
-        print(f"msdnet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"msdnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:               # e.g. `msdnet budgeted ... | head`
         sys.stderr.close()

@@ -43,9 +43,9 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 1800) -> subprocess.Completed
     return out
 
 
-def _planned(work: Path) -> dict[str, int]:
+def _planned(work: Path, *extra: str) -> dict[str, int]:
     """rule -> number of jobs a dry run plans ({} when there is nothing to be done)."""
-    out = _run([*SNAKE[:1], "figures", "-n", "--quiet", "rules", *SNAKE[1:]], work)
+    out = _run([*SNAKE[:1], "figures", "-n", "--quiet", "rules", *extra, *SNAKE[1:]], work)
     text = out.stdout + out.stderr
     if "Nothing to be done" in text:
         return {}
@@ -196,6 +196,36 @@ def test_dvc_pull_into_an_emptied_tree_does_nothing(work: Path):
     assert log.count("metadata") <= 1, log[-2000:]
     html = (work.parent / "report.html").read_text()
     assert "anytime prediction: top-1 % against MACs up to each exit" in html   # a caption
+
+
+def test_forcing_the_tables_redraws_their_figures_and_the_notebook(work: Path):
+    """I changed the analysis code (issue 19): `--forcerun table` reruns every table and, in the
+    same pass, every figure and the notebook that read them; nothing is trained or predicted."""
+    jobs = _planned(work, "--forcerun", "table")
+    assert set(jobs) == {"table", "figure", "notebook", "figures"}, jobs
+    assert jobs["figure"] == len(FIGURES) and jobs["notebook"] == 1
+    jobs = _planned(work, "--forcerun", "figure")
+    assert set(jobs) == {"figure", "notebook", "figures"}, jobs
+
+
+def test_a_failed_table_job_keeps_the_good_table(work: Path):
+    """A table job that fails (a corrupt predictions file) leaves the previous table in place
+    (update() outputs) and no temporary file; restoring the input, nothing is left to do."""
+    table = work / "results/tiny/tables/anytime.csv"
+    good = table.read_bytes()
+    npz = next((work / "results/tiny/predictions/msdnet").glob("*/seed0/test.npz"))
+    saved = npz.read_bytes()
+    try:
+        npz.write_bytes(saved[: len(saved) // 2])
+        out = subprocess.run([*SNAKE[:1], str(table.relative_to(work)), "--forcerun", "table",
+                              *SNAKE[1:]], cwd=work, env=_env(), capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode != 0
+        assert table.read_bytes() == good
+        assert not [p for p in table.parent.iterdir() if p.name.startswith(".") and p.is_file()]
+    finally:
+        npz.write_bytes(saved)
+    assert _planned(work) == {}
 
 
 def test_renaming_a_label_reruns_no_training_or_prediction(work: Path):

@@ -22,11 +22,15 @@ rule table:
         ],
         key=lambda wc: ancient(str(PRESET.table_key(wc.table))),
     output:
-        report(
-            f"{RESULTS}/tables/{{table}}.csv",
-            category="Tables",
-            caption="../report/table.rst",
-            labels={"table": "{table}"},
+        # update(): Snakemake keeps the previous table until the job succeeds (it backs it up
+        # and restores it when the job fails), so a failed rerun never loses a good table
+        update(
+            report(
+                f"{RESULTS}/tables/{{table}}.csv",
+                category="Tables",
+                caption="../report/table.rst",
+                labels={"table": "{table}"},
+            )
         ),
     log:
         f"{LOGS}/tables/{{table}}.log",

@@ -15,13 +15,14 @@ from snakemake.utils import min_version
 from msdnet.core.errors import MsdnetError
 from msdnet.figures.registry import FIGURES, TABLES
 from msdnet.planning.notebooks import workflow_plan
-from msdnet.planning.workflow import SPLITS, plan
+from msdnet.planning.workflow import SPLITS, check_dvc_params, plan
 
 min_version("8.0")
 
 SOURCE = (list(workflow.config_settings.configfiles) or ["config/config.yaml"])[0]
 try:
     PRESET = plan(config, str(SOURCE))  # validated once, its runs resolved once
+    check_dvc_params(SOURCE, PRESET.name)  # params.yaml's preset name agrees with its configfile
 except MsdnetError as exc:
     raise WorkflowError(f"invalid preset: {exc}") from None
 
@@ -55,6 +56,20 @@ wildcard_constraints:
     seed=r"\d+",
     table=_alternatives(TABLES),
     figure=_alternatives(FIGURES),
+
+
+def forced(rule_name):
+    """Whether this run forces every job of ``rule_name`` (--forcerun/-R RULE, --forceall).
+    Read when the DAG is built (input functions), after Snakemake has set its DAG settings."""
+    settings = workflow.dag_settings
+    return settings is not None and (settings.forceall or rule_name in settings.forcerun)
+
+
+def derived(path, rule_name):
+    """An input that the jobs of ``rule_name`` write, as ancient() (no modification-time
+    reruns); a plain input when this run forces those jobs (e.g. --forcerun table), so that
+    their new outputs rerun the jobs that read them (ancient inputs never propagate a rerun)."""
+    return path if forced(rule_name) else ancient(path)
 
 
 def quoted(args):
@@ -114,6 +129,7 @@ def figure_args(wildcards, input):
     spec, args = FIGURES[wildcards.figure], []
     for t in input.tables:
         args += ["--table", t]
+    args += ["--key", input.key]  # refuses tables that lack a curve or seed the spec names
     if spec.needs_images:
         args += ["--data", input.data[0]]
         section = PRESET.figures[wildcards.figure]

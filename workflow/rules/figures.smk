@@ -2,18 +2,21 @@
 rule figure:
     input:
         tables=lambda wc: [
-            ancient(f"{RESULTS}/tables/{t.name}.csv") for t in FIGURES[wc.figure].tables
+            derived(f"{RESULTS}/tables/{t.name}.csv", "table") for t in FIGURES[wc.figure].tables
         ],
         key=lambda wc: ancient(str(PRESET.figure_key(wc.figure))),
         data=lambda wc: [ancient(str(p)) for p in [PRESET.image_data(wc.figure)] if p],
         reference=ancient(local(REFERENCE)),
     output:
-        pdf=f"{FIGURES_DIR}/{{figure}}.pdf",
-        png=report(
-            f"{FIGURES_DIR}/{{figure}}.png",
-            category=report_figure_category,
-            caption="../report/figure.rst",
-            labels={"figure": "{figure}", "format": "PNG"},
+        # update(): a failed redraw keeps the previous figure (analyze.smk, rule table)
+        pdf=update(f"{FIGURES_DIR}/{{figure}}.pdf"),
+        png=update(
+            report(
+                f"{FIGURES_DIR}/{{figure}}.png",
+                category=report_figure_category,
+                caption="../report/figure.rst",
+                labels={"figure": "{figure}", "format": "PNG"},
+            )
         ),
     log:
         f"{LOGS}/figures/{{figure}}.log",

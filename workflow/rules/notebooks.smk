@@ -12,26 +12,31 @@ rule notebook:
     input:
         notebook=ancient(local("notebooks/overview.py")),
         explorer=ancient(local("notebooks/budget_explorer.py")),
-        tables=[ancient(f"{RESULTS}/tables/{t}.csv") for t in PRESET.tables()],
-        figures=[ancient(f) for f in figure_files() if f.endswith(".png")],
+        tables=lambda wc: [derived(f"{RESULTS}/tables/{t}.csv", "table") for t in PRESET.tables()],
+        figures=lambda wc: [derived(f, "figure") for f in figure_files() if f.endswith(".png")],
         key=ancient(str(PRESET.notebook_key(NOTEBOOKS["explorer_key"]))),
         reference=[ancient(local(f)) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
     output:
-        overview=report(
-            f"{RESULTS}/notebooks/overview.ipynb",
-            category="Notebooks",
-            caption="../report/notebook.rst",
-            labels={"notebook": "overview"},
+        # update(): a failed run keeps the previous notebooks (analyze.smk, rule table)
+        overview=update(
+            report(
+                f"{RESULTS}/notebooks/overview.ipynb",
+                category="Notebooks",
+                caption="../report/notebook.rst",
+                labels={"notebook": "overview"},
+            )
         ),
-        overview_py=f"{RESULTS}/notebooks/overview.py",
-        explorer=report(
-            f"{RESULTS}/notebooks/budget_explorer.ipynb",
-            category="Notebooks",
-            caption="../report/notebook.rst",
-            labels={"notebook": "budget explorer"},
+        overview_py=update(f"{RESULTS}/notebooks/overview.py"),
+        explorer=update(
+            report(
+                f"{RESULTS}/notebooks/budget_explorer.ipynb",
+                category="Notebooks",
+                caption="../report/notebook.rst",
+                labels={"notebook": "budget explorer"},
+            )
         ),
-        explorer_py=f"{RESULTS}/notebooks/budget_explorer.py",
+        explorer_py=update(f"{RESULTS}/notebooks/budget_explorer.py"),
     log:
         overview=f"{LOGS}/notebooks/overview.log",
         explorer=f"{LOGS}/notebooks/budget_explorer.log",

@@ -14,7 +14,8 @@ import argparse
 import os
 import sys
 
-from ..planning.cluster import missing_message, profile_dir, required_plugins
+from ..planning.cluster import (commands_message, environment_message, missing_commands,
+                                missing_environment, missing_message, profile_dir, required_plugins)
 from ..core.errors import ConfigError
 
 HELP = ("run the workflow with a cluster profile (profiles/PROFILE) after checking that "
@@ -38,6 +39,14 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in required_plugins(profile, extra) if not p.installed()]
     if missing:
         print(missing_message(profile, missing), file=sys.stderr)
+        return 1
+    env = missing_environment(profile, extra)
+    if env:
+        print(environment_message(profile, env), file=sys.stderr)
+        return 1
+    commands = missing_commands(profile, extra)
+    if commands:
+        print(commands_message(profile, commands), file=sys.stderr)
         return 1
     if args.check:
         return 0

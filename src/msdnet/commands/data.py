@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def summary(cfg: DataConfig) -> dict:
     from ..data import load_data, split_sizes    # torch: imported when the command runs
 
-    bundle = load_data(cfg)
+    bundle = load_data(cfg, check_images=True)
     return {"config": compact_dict(cfg), "dataset": bundle.name, "num_classes": bundle.num_classes,
             "input_size": list(bundle.input_size), "splits": split_sizes(bundle),
             "split_file": bundle.split_file}

@@ -21,7 +21,8 @@ The paper's points (``--reference``, columns dataset, curve, macs_millions, top1
 are drawn only where ``dataset`` equals ``--dataset`` and ``figure`` equals ID; a data set
 without points for the figure draws none and says so on the figure and on stderr. Figures
 without the paper's points (staircase, easy-hard and the four above) ignore ``--reference``
-with a note on stderr.
+with a note on stderr. ``--key`` (the figure's key file, as the workflow passes it) refuses
+tables that lack a curve or a seed the figure's spec names.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import MsdnetError
-from ..figures.registry import FIGURES, resolve
+from ..figures.registry import FIGURES, label_problem, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"
 FIGURE_IDS = tuple(FIGURES)
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the paper's points (reference_points.csv) to draw beside the curves")
     parser.add_argument("--dataset", metavar="NAME",
                         help="with --reference: draw the points of this data set (e.g. cifar100)")
+    parser.add_argument("--key", metavar="JSON",
+                        help="the figure's key file (its spec, as the workflow writes it): refuse "
+                             "tables that lack a curve or seed it names")
     parser.add_argument("--title", metavar="TEXT", help="figure title (default: the figure's)")
     parser.add_argument("--out", required=True, metavar="STEM", help="writes STEM.pdf and STEM.png")
 
@@ -79,10 +83,23 @@ def _check(args: argparse.Namespace) -> None:
         raise MsdnetError("--reference and --dataset go together (the paper's points of one data set)")
 
 
+def _figure_spec(path: str, figure: str) -> dict:
+    import json
+
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MsdnetError(f"--key {path}: not a readable key file ({type(exc).__name__}); "
+                          f"it is the workflow's, rebuilt by `snakemake figures`") from None
+    if not isinstance(spec, dict) or spec.get("figure") != figure or not isinstance(spec.get("tables"), list):
+        raise MsdnetError(f"--key {path}: not the key file of figure {figure}")
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from ..figures.common import load_reference, read_table
-    from ..figures.style import save
+    from ..figures.common import check_complete, load_reference, read_table
+    from ..figures.style import figure_labels, save
 
     spec = FIGURES[args.figure]
     ref = None
@@ -98,12 +115,21 @@ def run(args: argparse.Namespace) -> int:
     names = [t.name for t in spec.tables]
     tables = {n: read_table(p, f"{n} table") for n, p in zip(names, args.table)}
     sources = {n: f"{n} table {p}" for n, p in zip(names, args.table)}
+    if args.key:
+        check_complete(tables, _figure_spec(args.key, args.figure), sources)
+    labels = [str(v) for df in tables.values() for col in ("model", "family") if col in df.columns
+              for v in df[col].dropna() if str(v).strip()]
+    for label in dict.fromkeys(labels):      # mathtext that would fail when saved, checked first
+        problem = label_problem(label)
+        if problem:
+            raise MsdnetError(f"{args.figure}: legend label {label!r} in its table {problem}")
     options = {"labels": args.labels, "max_classes": args.max_classes, "per_kind": args.per_kind}
     if spec.needs_images:
         from ..evaluation.images import load_test_images
 
         options["images"], options["ids"], options["class_names"] = load_test_images(args.data)
-    fig = resolve(spec.draw)(tables, reference=ref, title=args.title, options=options, sources=sources)
+    with figure_labels(labels):
+        fig = resolve(spec.draw)(tables, reference=ref, title=args.title, options=options, sources=sources)
     pdf, png = save(fig, _stem(args.out))
     print(f"wrote {pdf} and {png}")
     return 0

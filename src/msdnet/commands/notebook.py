@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -108,14 +109,16 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
         nbformat.write(nb, src_ipynb)
         failed = out.with_suffix(".failed.ipynb")
         with atomic_path(out) as tmp_out:
-            executed = tmp_out.with_suffix(".ipynb")
+            # papermill's output in the temporary folder, never beside the outputs: nothing is
+            # left there when writing fails (a full disk) but atomic_path's *.tmp, removed too
+            executed = Path(tmp) / f"executed-{source.stem}.ipynb"
             try:
                 papermill.execute_notebook(str(src_ipynb), str(executed), parameters=params,
                                            kernel_name=kernel, progress_bar=False,
                                            cwd=str(run_dir))
             except PapermillExecutionError as exc:
                 if executed.exists():
-                    executed.replace(failed)
+                    shutil.move(executed, failed)
                 first = str(exc.evalue).splitlines()[0] if exc.evalue else ""
                 raise MsdnetError(f"{source}: cell {exc.exec_count} raised {exc.ename}: {first} "
                                   f"(run in {run_dir}; the failed notebook is {failed})") from None
@@ -124,7 +127,6 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
                 raise
             done = without_run_records(nbformat.read(executed, as_version=4))
             nbformat.write(done, tmp_out)
-            executed.unlink()
         failed.unlink(missing_ok=True)
         if pair:                         # after the .ipynb: jupytext wants the script no older
             write_text_atomic(paired_script(out), jupytext.writes(done, fmt="py:percent"))

@@ -75,11 +75,42 @@ def _download(name: str, target: Path) -> str:
     return ""
 
 
+# What a CIFAR python batch may name when unpickled: numpy's array reconstruction (old and new
+# module paths) and nothing else; dicts, lists, bytes, str and ints need no global at all.
+# Anything else (os.system, builtins.open, eval, ...) is refused before it is called.
+_CIFAR_GLOBALS = {
+    (mod, name)
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {(mod, "_frombuffer") for mod in ("numpy.core.numeric", "numpy._core.numeric")} | {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_CIFAR_GLOBALS`; a pickle naming any other
+    callable or class (one that would run code when loaded) raises ``UnpicklingError``."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+def restricted_load(f, encoding: str = "bytes"):
+    """``pickle.load`` that builds only plain data and numpy arrays (a CIFAR batch's content)."""
+    return _RestrictedUnpickler(f, encoding=encoding).load()
+
+
 def _read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     fix = f"delete {path.parent} and download the data set again"
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = restricted_load(f, encoding="bytes")
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("refused to load "):
+            raise DataError(f"{path}: not a CIFAR batch: its pickle would {exc} (it could run "
+                            f"code), which msdnet refuses; {fix}") from None
+        raise DataError(f"{path}: corrupt or unreadable CIFAR batch (UnpicklingError); {fix}") from None
     except Exception as exc:  # noqa: BLE001 - unpickling can fail in many ways
         raise DataError(f"{path}: corrupt or unreadable CIFAR batch ({type(exc).__name__}); {fix}") from None
     data = obj.get(b"data") if isinstance(obj, dict) else None

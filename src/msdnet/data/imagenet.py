@@ -42,12 +42,53 @@ def test_transform(mean=MEAN, std=STD) -> transforms.Compose:
     ])
 
 
+IMAGE_FIX = "replace or remove it, then run `msdnet data` again (it checks every image)"
+
+
+def load_image(path: str):
+    """An image file as RGB (ImageFolder's loader); a file PIL cannot read is one DataError line
+    naming it, wherever it is met (msdnet data checks every image first: :func:`check_images`)."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:   # UnidentifiedImageError is an OSError
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}); {IMAGE_FIX}") from None
+
+
+def check_image(path: str | Path) -> str | None:
+    """Why ``path`` is not an image PIL can read, checked cheaply (non-empty, a header PIL
+    identifies; no full decode), or None."""
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return "an empty file"
+        with Image.open(path) as img:
+            img.size                                   # parsed with the header
+    except (OSError, ValueError, SyntaxError) as exc:
+        return f"not a readable image ({type(exc).__name__})"
+    return None
+
+
+def check_images(folder: datasets.ImageFolder) -> None:
+    """Every image of ``folder``, checked (:func:`check_image`); the first bad one is one
+    DataError line naming it."""
+    for path, _label in folder.samples:
+        problem = check_image(path)
+        if problem:
+            raise DataError(f"{path}: {problem}; {IMAGE_FIX}")
+
+
 def _folder(path: Path) -> datasets.ImageFolder:
     fix = "set data.imagenet_dir to the ImageNet root that holds train/ and val/ (one folder per class)"
     if not path.is_dir():
         raise DataError(f"{path} not found; {fix}")
     try:
-        return datasets.ImageFolder(str(path))
+        return datasets.ImageFolder(str(path), loader=load_image)
     except (FileNotFoundError, OSError) as exc:
         raise DataError(f"{path}: not a usable ImageFolder ({exc}); {fix}") from None
 
@@ -60,11 +101,15 @@ def _view(folder: datasets.ImageFolder, transform: transforms.Compose) -> datase
     return view
 
 
-def load_imagenet_bundle(cfg: DataConfig) -> DataBundle:
-    """ImageNet with a seeded held-out split of the training folder; splits are Datasets."""
+def load_imagenet_bundle(cfg: DataConfig, check: bool = False) -> DataBundle:
+    """ImageNet with a seeded held-out split of the training folder; splits are Datasets.
+    ``check``: open every image's header first (:func:`check_images`; what msdnet data does)."""
     root = Path(cfg.imagenet_dir)
     scanned = _folder(root / "train")
     test = _folder(root / "val")
+    if check:
+        check_images(scanned)
+        check_images(test)
     if test.classes != scanned.classes:
         raise DataError(f"{root / 'val'}: class folders differ from {root / 'train'}; "
                         f"use the same class folders in both")

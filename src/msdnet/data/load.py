@@ -7,8 +7,11 @@ from .bundle import DataBundle
 from .config import DataConfig
 
 
-def load_data(cfg: DataConfig) -> DataBundle:
+def load_data(cfg: DataConfig, check_images: bool = False) -> DataBundle:
     """Load the data set ``cfg`` names, with its fixed held-out split.
+
+    ``check_images``: for a data set read image by image (ImageNet), open every image's header
+    now, so a bad file is named here rather than met mid-training (``msdnet data`` does).
 
     Raises ``ConfigError`` for an invalid config and ``DataError`` (one line naming the path and
     the fix) for missing or corrupt data or a split file that does not match.
@@ -28,6 +31,6 @@ def load_data(cfg: DataConfig) -> DataBundle:
         return load_synthetic_bundle(cfg)
     if cfg.name == "imagenet":
         from .imagenet import load_imagenet_bundle
-        return load_imagenet_bundle(cfg)
+        return load_imagenet_bundle(cfg, check=check_images)
     from .cifar import load_cifar_bundle
     return load_cifar_bundle(cfg)

@@ -27,6 +27,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from ..core.errors import DataError
+from ..evaluation.analysis.common import STRING_COLUMNS, read_csv_strict
 from . import style
 
 ANYTIME_COLUMNS = ["model", "seed", "exit", "macs", "accuracy"]
@@ -40,18 +41,10 @@ REFERENCE_COLUMNS = ["dataset", "curve", "macs_millions", "top1_percent", "figur
 # -- tables ------------------------------------------------------------------------------------
 
 def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
-    """A CSV table; a missing, unreadable or empty file is a one-line DataError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} {path} does not exist; run the step that writes it first")
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{what} {path} is empty (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{what} {path} is not a readable CSV: {first}") from None
-    return df
+    """A CSV table read strictly (:func:`msdnet.evaluation.analysis.common.read_csv_strict`: names
+    stay strings, a row cut short is refused); a missing, unreadable or empty file is a one-line
+    DataError naming it."""
+    return read_csv_strict(path, what)
 
 
 def check_table(df: pd.DataFrame, columns: Sequence[str], source: str,
@@ -68,11 +61,19 @@ def check_table(df: pd.DataFrame, columns: Sequence[str], source: str,
         raise DataError(f"{source} has no rows")
     df = df.copy()
     for col in numeric:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() & df[col].notna()
+        values = pd.to_numeric(df[col], errors="coerce").astype(float)
+        bad = ~np.isfinite(values.to_numpy())
         if bad.any():
-            raise DataError(f"{source}: column {col} holds a non-number: {df[col][bad].iloc[0]!r}")
-        df[col] = values.astype(float)
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: row {i + 1} (line {i + 2}): column {col} holds "
+                            f"{df[col].iloc[i]!r}, not a finite number")
+        df[col] = values
+    for col in columns:
+        if col in STRING_COLUMNS and df[col].dtype == object:
+            empty = (df[col].isna() | (df[col].astype(str).str.strip() == "")).to_numpy()
+            if empty.any():
+                i = int(np.flatnonzero(empty)[0])
+                raise DataError(f"{source}: row {i + 1} (line {i + 2}): column {col} is empty")
     return df
 
 
@@ -456,3 +457,31 @@ def draw_reference(ax: Axes, ref: pd.DataFrame | None) -> int:
                 gid=style.paper_label(base))
         n += 1
     return n
+
+
+# -- every curve the spec names ----------------------------------------------------------------
+
+def check_complete(tables: dict[str, pd.DataFrame], figure_spec: dict,
+                   sources: dict[str, str] | None = None) -> None:
+    """Refuse (one-line DataError) tables that lack a curve or a seed the figure's spec (its key
+    file: ``{"figure", "tables": [{"table", "section", "sources"}, ...]}``) names: a figure
+    drawn from them would silently drop it."""
+    from .registry import TABLES
+
+    for tspec in figure_spec.get("tables", []):
+        name = tspec.get("table")
+        if name not in tables:
+            raise DataError(f"the figure's spec names table {name!r}, which was not given")
+        df, src = tables[name], (sources or {}).get(name, f"{name} table")
+        _, table = TABLES[name]
+        for column, value, seed in table.expected(tspec):
+            if column not in df.columns:
+                raise DataError(f"{src} lacks column {column}")
+            rows = df[df[column].astype(str) == value]
+            if seed is not None and "seed" in df.columns:
+                rows = rows[pd.to_numeric(rows["seed"], errors="coerce") == seed]
+            if rows.empty:
+                what = f"{value!r}" + (f" seed {seed}" if seed is not None else "")
+                raise DataError(f"{src} has no rows of {what}, which the figure's spec names; "
+                                f"rebuild the table (snakemake --forcerun table) instead of drawing "
+                                f"a figure without it")

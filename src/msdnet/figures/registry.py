@@ -22,7 +22,55 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["FIGURES", "FigureSpec", "TableSpec", "TABLES", "figure_schema", "resolve"]
+from ..core.errors import ConfigError
+
+__all__ = ["FIGURES", "FigureSpec", "TableSpec", "TABLES", "check_labels", "display_text",
+           "figure_schema", "label_problem", "resolve"]
+
+MAX_LABEL = 80          # characters of a legend label
+
+
+def display_text(label: str) -> str:
+    """The text a legend shows for ``label``: "^MC" as a mathtext superscript."""
+    return str(label).replace("^MC", r"$^{MC}$")
+
+
+def label_problem(label: object) -> str | None:
+    """Why ``label`` cannot be a legend label (empty, longer than :data:`MAX_LABEL`, mathtext
+    that does not parse), or None. matplotlib's mathtext parser is imported only for a label
+    with a "$" (planning a preset stays matplotlib-free otherwise)."""
+    if not isinstance(label, str) or not label.strip():
+        return "is empty"
+    if len(label) > MAX_LABEL:
+        return f"is {len(label)} characters long (at most {MAX_LABEL})"
+    if "$" in label:
+        text = display_text(label)
+        unescaped = text.count("$") - text.count(r"\$")
+        if unescaped > 0 and unescaped % 2 == 0:          # matplotlib reads it as mathtext
+            from matplotlib.mathtext import MathTextParser
+
+            try:
+                MathTextParser("path").parse(text)
+            except (ValueError, RuntimeError) as exc:
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+                why = (lines[-1] if lines else type(exc).__name__)[:120]
+                return f"is not valid mathtext: {why} " \
+                       f"(fix its $...$ part, or write a literal dollar as \\$)"
+    return None
+
+
+def check_labels(labels, where: str) -> None:
+    """One figure's legend labels: each valid (:func:`label_problem`) and the distinct ones unique
+    case-insensitively (they would share a colour); else a one-line ConfigError."""
+    seen: dict[str, str] = {}
+    for label in dict.fromkeys(labels):
+        problem = label_problem(label)
+        if problem:
+            raise ConfigError(f"{where} {label!r} {problem}")
+        other = seen.setdefault(label.casefold(), label)
+        if other != label:
+            raise ConfigError(f"{where}s {other!r} and {label!r} differ only in case; "
+                              f"give them distinct names")
 
 
 @dataclass(frozen=True)
@@ -31,9 +79,22 @@ class TableSpec:
     build: str                                  # "module:function", builder(section, sources)
     names: Callable[[dict], list[str]]          # models / ensembles the table reads
     part: str | None = None                     # the sub-section it is built from (None: all)
+    # the legend labels its section writes (unique within the figure) and the rows the table
+    # must hold, (column, label, name whose seeds it must hold or None), from its section
+    labels: Callable[[dict], list[str]] = lambda s: list(s)
+    rows: Callable[[dict], list[tuple[str, str, str | None]]] = lambda s: []
 
     def section_of(self, section: dict) -> dict:
         return section[self.part] if self.part else section
+
+    def expected(self, spec: dict) -> list[tuple[str, str, int | None]]:
+        """(column, value, seed or None) of every curve (and seed) the table built from ``spec``
+        (its ``section`` and ``sources``) must hold; a figure missing one refuses to draw."""
+        out = []
+        for column, label, name in self.rows(spec["section"]):
+            seeds = sorted(int(k) for k in spec["sources"].get(name, {})) if name else []
+            out += [(column, label, s) for s in seeds] or [(column, label, None)]
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,20 +146,43 @@ def _staircase_names(section: dict) -> list[str]:
     return [n for spec in section.values() for n in [spec["baseline"], *spec["runs"].values()]]
 
 
+def _label_rows(section: dict) -> list[tuple[str, str, str | None]]:
+    return [("model", label, name) for label, name in section.items()]
+
+
+def _first_rows(section: dict) -> list[tuple[str, str, str | None]]:
+    return [("model", label, _as_list(names)[0]) for label, names in section.items()]
+
+
+def _budgeted_labels(section: dict) -> list[str]:
+    return list(section.get("dynamic", {})) + list(section.get("single", {}))
+
+
+def _budgeted_rows(section: dict) -> list[tuple[str, str, str | None]]:
+    out = _first_rows(section.get("dynamic", {}))
+    for label, names in section.get("single", {}).items():
+        out += ([("model", label, names)] if isinstance(names, str)
+                else [("model", n, n) for n in names])
+    return out
+
+
 # -- the figures --------------------------------------------------------------------------------
 
 _ENTRIES = [
     FigureSpec(
         id="anytime", description="anytime prediction: top-1 % against MACs up to each exit",
-        tables=(TableSpec("anytime", "msdnet.evaluation.tables:anytime_rows", _values),),
+        tables=(TableSpec("anytime", "msdnet.evaluation.tables:anytime_rows", _values,
+                          rows=_label_rows),),
         draw="msdnet.figures.anytime:draw", schema=LABEL_TO_MODEL),
     FigureSpec(
         id="ablation", description="anytime top-1 % of MSDNet and its ablations",
-        tables=(TableSpec("ablation", "msdnet.evaluation.tables:anytime_rows", _values),),
+        tables=(TableSpec("ablation", "msdnet.evaluation.tables:anytime_rows", _values,
+                          rows=_label_rows),),
         draw="msdnet.figures.ablation:draw", schema=LABEL_TO_MODEL),
     FigureSpec(
         id="budgeted", description="budgeted batch classification: top-1 % against average MACs",
-        tables=(TableSpec("budgeted", "msdnet.evaluation.tables:budgeted_rows", _budgeted_names),),
+        tables=(TableSpec("budgeted", "msdnet.evaluation.tables:budgeted_rows", _budgeted_names,
+                          labels=_budgeted_labels, rows=_budgeted_rows),),
         draw="msdnet.figures.budgeted:draw",
         schema={"type": "object", "additionalProperties": False, "properties": {
             "costs": {"enum": ["lazy", "full"], "default": "lazy",
@@ -111,15 +195,18 @@ _ENTRIES = [
                                       "family drawn as one line"}}}),
     FigureSpec(
         id="densenet-star", description="DenseNet, DenseNet* and MSDNet: anytime and budgeted",
-        tables=(TableSpec("densenet_star_anytime", "msdnet.evaluation.tables:anytime_rows", _values, "anytime"),
-                TableSpec("densenet_star_budgeted", "msdnet.evaluation.tables:dynamic_rows", _flat, "budgeted")),
+        tables=(TableSpec("densenet_star_anytime", "msdnet.evaluation.tables:anytime_rows", _values, "anytime",
+                          rows=_label_rows),
+                TableSpec("densenet_star_budgeted", "msdnet.evaluation.tables:dynamic_rows", _flat, "budgeted",
+                          rows=_first_rows)),
         draw="msdnet.figures.densenet_star:draw",
         schema={"type": "object", "additionalProperties": False, "required": ["anytime", "budgeted"],
                 "properties": {"anytime": LABEL_TO_MODEL, "budgeted": LABEL_TO_MODELS}}),
     FigureSpec(
         id="reduction-lazy", description="network reduction and lazy evaluation (budgeted)",
         tables=(TableSpec("reduction_lazy", "msdnet.evaluation.tables:reduction_lazy_rows",
-                          lambda s: [n for v in s.values() for n in v["models"]]),),
+                          lambda s: [n for v in s.values() for n in v["models"]],
+                          rows=lambda s: [("model", k, v["models"][0]) for k, v in s.items()]),),
         draw="msdnet.figures.reduction_lazy:draw",
         schema={"type": "object", "minProperties": 1,
                 "description": "label -> {models, costs}; costs 'lazy' counts lazy evaluation, "
@@ -130,7 +217,8 @@ _ENTRIES = [
                                                         "costs": {"enum": ["lazy", "full"]}}}}),
     FigureSpec(
         id="staircase", description="a single intermediate classifier at different depths",
-        tables=(TableSpec("staircase", "msdnet.evaluation.tables:staircase_rows", _staircase_names),),
+        tables=(TableSpec("staircase", "msdnet.evaluation.tables:staircase_rows", _staircase_names,
+                          rows=lambda s: [("family", k, None) for k in s]),),
         draw="msdnet.figures.staircase:draw", macs_axis=False,
         schema={"type": "object", "minProperties": 1,
                 "description": "family -> the network without an intermediate classifier and one "
@@ -143,7 +231,8 @@ _ENTRIES = [
                                                       "description": "relative depth (0-1) -> model"}}}}),
     FigureSpec(
         id="easy-hard", description="easy and hard test images of one model",
-        tables=(TableSpec("easy_hard", "msdnet.evaluation.tables:easy_hard_rows", lambda s: [s["model"]]),),
+        tables=(TableSpec("easy_hard", "msdnet.evaluation.tables:easy_hard_rows", lambda s: [s["model"]],
+                          labels=lambda s: []),),
         draw="msdnet.figures.easy_hard:draw", macs_axis=False, needs_images=True,
         schema={"type": "object", "additionalProperties": False, "required": ["model"],
                 "properties": {"model": _NAME,

@@ -132,6 +132,11 @@ _SUFFIXES = re.compile(r"\s*\((continued|paper)\)\s*$")
 _CITATION = re.compile(r"\s*\([^()]*et al\.?[^()]*\)\s*$")
 
 
+# Names are matched without regard to case ("msdnet" is "MSDNet"): a preset's labels are unique
+# within a figure case-insensitively (msdnet.planning.workflow checks it).
+_FOLDED = {k.casefold(): k for k in COLOURS} | {k.casefold(): v for k, v in ALIASES.items()}
+
+
 def canonical(name: str) -> str:
     """The key of a curve name: without " (continued)", " (paper)" or a citation like
     " (He et al., 2015)", and with the paper's aliases resolved."""
@@ -144,27 +149,82 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+def _key(name: str) -> str:
+    """The style key of a curve name: its canonical name matched in any case against the fixed
+    styles; a name without one is its case-folded self (so "Foo" and "foo" share a colour)."""
+    name = canonical(name)
+    if name in COLOURS:
+        return name
+    return _FOLDED.get(name.casefold(), name.casefold())
+
+
+def _index(name: str, n: int) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % n
+
+
 def _pick(name: str, options: list) -> object:
-    h = int(hashlib.sha256(name.encode()).hexdigest(), 16)
-    return options[h % len(options)]
+    return options[_index(name, len(options))]
+
+
+# The colours and markers of the names drawn together in one figure (:func:`figure_labels`):
+# names without a fixed style get their hashed pick, moved on to the next free one of the spare
+# palette when another name of the figure already has it.
+_ASSIGNED: dict[str, tuple[tuple[float, float, float], str]] = {}
+
+
+def _assign(names) -> dict[str, tuple[tuple[float, float, float], str]]:
+    keys = list(dict.fromkeys(_key(n) for n in names))
+    fixed = [k for k in keys if k in COLOURS]
+    used_c = {COLOURS[k] for k in fixed}
+    used_m = {MARKERS.get(k) for k in fixed}
+    out = {}
+    for k in sorted(k for k in keys if k not in COLOURS):
+        c_i, m_i = _index(k, len(_SPARE_COLOURS)), _index(k, len(_SPARE_MARKERS))
+        c = next((_SPARE_COLOURS[(c_i + j) % len(_SPARE_COLOURS)] for j in range(len(_SPARE_COLOURS))
+                  if _SPARE_COLOURS[(c_i + j) % len(_SPARE_COLOURS)] not in used_c), _SPARE_COLOURS[c_i])
+        m = next((_SPARE_MARKERS[(m_i + j) % len(_SPARE_MARKERS)] for j in range(len(_SPARE_MARKERS))
+                  if _SPARE_MARKERS[(m_i + j) % len(_SPARE_MARKERS)] not in used_m), _SPARE_MARKERS[m_i])
+        used_c.add(c)
+        used_m.add(m)
+        out[k] = (c, m)
+    return out
+
+
+@contextlib.contextmanager
+def figure_labels(names) -> Iterator[None]:
+    """Within the block, the names of one figure (``names``) have distinct colours and markers:
+    fixed ones as always, the others their hashed pick unless another name of the figure has it."""
+    global _ASSIGNED
+    before = _ASSIGNED
+    _ASSIGNED = _assign(names)
+    try:
+        yield
+    finally:
+        _ASSIGNED = before
 
 
 def has_style(name: str) -> bool:
     """Whether ``name`` (or the curve it is another name of) has a fixed colour and marker."""
-    key = canonical(name)
+    key = _key(name)
     return key in COLOURS and key in MARKERS
 
 
 def colour(name: str) -> tuple[float, float, float]:
-    """The colour of a curve: the same in every figure."""
-    key = canonical(name)
-    return COLOURS.get(key) or _pick(key, _SPARE_COLOURS)  # type: ignore[return-value]
+    """The colour of a curve: the same in every figure (:func:`figure_labels` for names without a
+    fixed one)."""
+    key = _key(name)
+    if key in COLOURS:
+        return COLOURS[key]
+    return _ASSIGNED[key][0] if key in _ASSIGNED else _pick(key, _SPARE_COLOURS)  # type: ignore[return-value]
 
 
 def marker(name: str) -> str:
-    """The marker of a curve: the same in every figure."""
-    key = canonical(name)
-    return MARKERS.get(key) or str(_pick(key, _SPARE_MARKERS))
+    """The marker of a curve: the same in every figure (:func:`figure_labels` for names without a
+    fixed one)."""
+    key = _key(name)
+    if key in MARKERS:
+        return MARKERS[key]
+    return _ASSIGNED[key][1] if key in _ASSIGNED else str(_pick(key, _SPARE_MARKERS))
 
 
 def display_name(name: str) -> str:

@@ -127,11 +127,17 @@ def load(path: str | Path) -> Predictions:
     except DataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
-        raise DataError(f"{path}: corrupt predictions file ({type(exc).__name__}); "
-                        "delete it and re-run `msdnet predict`") from None
+        if path.name in ("val.npz", "test.npz") and path.parent.name.startswith("seed"):
+            raise DataError(f"{path}: corrupt predictions file ({type(exc).__name__}); "
+                            "delete it and re-run `msdnet predict`") from None
+        raise DataError(f"{path}: not a predictions file ({type(exc).__name__}: not a NumPy .npz "
+                        f"archive); expected a val.npz or test.npz that `msdnet predict` writes") from None
     raw = Predictions(logits=arrays["logits"], labels=arrays["labels"], exit_macs=arrays["exit_macs"],
                       sample_ids=arrays["sample_ids"], meta=meta, exit_params=arrays.get("exit_params"))
     raw.check(str(path))                            # dtypes first: a cast would hide them
+    if raw.logits.shape[1] == 0:
+        raise DataError(f"{path}: holds predictions for 0 images, so no accuracy or cost can be "
+                        f"measured on it; predict a split that has images (msdnet predict)")
     preds = Predictions(
         logits=raw.logits, labels=raw.labels.astype(np.int64),
         exit_macs=raw.exit_macs.astype(np.float64), sample_ids=raw.sample_ids.astype(np.int64),

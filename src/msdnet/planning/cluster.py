@@ -13,7 +13,9 @@ says instead, in one line, what to install.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +107,62 @@ def missing_message(profile: Path | str, missing: list[Plugin]) -> str:
     verb = "is" if len(names) == 1 else "are"
     return (f"error: {Path(profile).as_posix()} needs {' and '.join(names)}, which {verb} not installed: "
             f"pip install {' '.join(names)}")
+
+
+# The commands an executor submits with, which must be on PATH where Snakemake runs (else the
+# plugin fails job after job, or waits on jobs that were never submitted).
+EXECUTOR_COMMANDS = {"slurm": ("sbatch",)}
+_ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _profile_doc(profile: Path | str, root: Path | str = ".") -> dict:
+    path = Path(root) / profile / "config.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{Path(profile) / 'config.yaml'}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{Path(profile) / 'config.yaml'}: not a mapping of Snakemake options")
+    return doc
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def missing_environment(profile: Path | str, args: list[str] | tuple[str, ...] = (),
+                        root: Path | str = ".", env: dict | None = None) -> list[str]:
+    """Environment variables the profile's options name (``$MSDNET_IMAGE``), unset or empty:
+    Snakemake would expand them to nothing (an image ``""``, a bucket ``s3://``)."""
+    env = os.environ if env is None else env
+    names = {m for text in _strings(_profile_doc(profile, root)) for m in _ENV_REF.findall(text)}
+    return sorted(n for n in names if not env.get(n))
+
+
+def missing_commands(profile: Path | str, args: list[str] | tuple[str, ...] = (),
+                     root: Path | str = ".") -> list[str]:
+    """The submit commands of the profile's executor that are not on PATH (none on a dry run)."""
+    args = list(args)
+    if any(a in ("-n", "--dry-run", "--dryrun") for a in args):
+        return []
+    executor = _last_value(args, "--executor", "-e") or _profile_doc(profile, root).get("executor")
+    return [c for c in EXECUTOR_COMMANDS.get(str(executor), ()) if shutil.which(c) is None]
+
+
+def environment_message(profile: Path | str, missing: list[str]) -> str:
+    names = " and ".join(missing)
+    return (f"error: {Path(profile).as_posix()} needs {names} set (it names "
+            f"{', '.join('$' + m for m in missing)}; see the comments at the top of "
+            f"{Path(profile).as_posix()}/config.yaml): export {missing[0]}=...")
+
+
+def commands_message(profile: Path | str, missing: list[str]) -> str:
+    return (f"error: {Path(profile).as_posix()} submits jobs with {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not on PATH: run from a login node of the "
+            f"cluster (or put its commands on PATH)")

@@ -29,11 +29,12 @@ import yaml
 from . import runs as R
 from ..core.config import load_yaml
 from ..core.errors import ConfigError
-from ..figures.registry import FIGURES, TABLES, figure_schema
+from ..figures.registry import FIGURES, TABLES, check_labels, figure_schema
 from ..core.io import stable_hash
 
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
 ENSEMBLE_SEED_STRIDE = 1000
+SEED_LIMIT = 2**32          # torch.manual_seed and numpy take seeds in [0, 2**32)
 SPLITS = ("val", "test")
 
 
@@ -120,6 +121,7 @@ def plan(config: Mapping[str, Any], source: str = "<preset>", schema: Path | Non
                           f"so it needs gpu_jobs: 1 (got {cfg['gpu_jobs']})")
     names = set(cfg["models"]) | set(cfg["ensembles"])
     preset = Preset(cfg, source)
+    check_presentation(cfg["figures"], source)
     for fig, name in preset.referenced():
         if name not in names:
             raise ConfigError(f"{source}: figures/{fig}: unknown model or ensemble '{name}' "
@@ -129,11 +131,61 @@ def plan(config: Mapping[str, Any], source: str = "<preset>", schema: Path | Non
             raise ConfigError(f"{source}: models/{name}: config file {spec['config']} does not exist")
     if not Path(cfg["recipe"]).is_file():
         raise ConfigError(f"{source}: recipe: file {cfg['recipe']} does not exist")
+    for model, seed in preset.runs_needed():
+        if not 0 <= seed < SEED_LIMIT:
+            raise ConfigError(f"{source}: models/{model}: seed {seed} is out of range; seeds are "
+                              f"0 <= seed < 2**32 (an ensemble's j-th copy trains with seed + "
+                              f"{ENSEMBLE_SEED_STRIDE} j)")
     for name in preset.models_needed():
         preset.run_of(name)                        # resolves (and validates) the run
     R.inside_outputs(preset.results, source)
     R.inside_outputs(preset.figures_dir, source)
     return preset
+
+
+def check_dvc_params(source: str | Path, preset_name: str, params: str | Path = "params.yaml") -> None:
+    """Refuse a ``params.yaml`` (the DVC pipeline's parameters) whose ``workflow.configfile`` is
+    the preset being planned but whose ``workflow.preset`` is not that preset's name: dvc.yaml
+    would record results/<wrong name>/ while Snakemake writes results/<name>/. Checked when
+    Snakemake plans (the first thing every DVC stage runs), so before any job runs. A run with
+    another preset than params.yaml's (plain ``snakemake --configfile ...``) is not checked."""
+    path = Path(params)
+    if not path.is_file():
+        return
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML") from None
+    wf = doc.get("workflow") if isinstance(doc, dict) else None
+    if not isinstance(wf, dict) or "configfile" not in wf:
+        return
+    if Path(str(wf["configfile"])).resolve() != Path(source).resolve():
+        return
+    if wf.get("preset") != preset_name:
+        raise ConfigError(f"{path}: workflow.preset is {wf.get('preset')!r} but {wf['configfile']} is "
+                          f"preset {preset_name!r}; set both together, e.g. dvc exp run -S "
+                          f"workflow.configfile={wf['configfile']} -S workflow.preset={preset_name}")
+
+
+def check_presentation(figures: Mapping[str, Any], source: str = "<preset>") -> None:
+    """What the figures will show, checked before any job runs: every legend label non-empty, at
+    most 80 characters, unique within its figure case-insensitively (the same label in two
+    panels is one curve) and (when it has a "$")
+    mathtext that parses; staircase locations numbers in (0, 1). One-line ConfigError."""
+    for fid, section in figures.items():
+        labels = [lab for t in FIGURES[fid].tables for lab in t.labels(t.section_of(section))]
+        check_labels(labels, f"{source}: figures/{fid}: legend label")
+        if fid == "staircase":
+            for family, spec in section.items():
+                for loc in spec["runs"]:
+                    try:
+                        ok = 0 < float(loc) < 1
+                    except (TypeError, ValueError):
+                        ok = False
+                    if not ok:
+                        raise ConfigError(f"{source}: figures/staircase/{family}/runs: location "
+                                          f"{loc!r} is not a number in (0, 1) (the relative depth "
+                                          f"of the intermediate classifier)")
 
 
 @dataclass(frozen=True)

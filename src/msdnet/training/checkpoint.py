@@ -39,18 +39,65 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise MsdnetError(f"{path}: refused: the file holds Python objects other than tensors and "
                               "plain data, which msdnet never unpickles (they could run code); use a "
                               "checkpoint written by `msdnet train`") from None
-        raise MsdnetError(f"{path}: corrupt checkpoint (UnpicklingError); delete it and re-run "
-                          "`msdnet train`") from None
+        raise MsdnetError(_unreadable(path, "UnpicklingError")) from None
     except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise MsdnetError(f"{path}: corrupt checkpoint ({type(exc).__name__}); delete it and re-run "
-                          "`msdnet train`") from None
+        raise MsdnetError(_unreadable(path, type(exc).__name__)) from None
     if isinstance(ckpt, dict) and "state_dict" in ckpt and "model" not in ckpt:
         raise MsdnetError(f"{path}: a checkpoint of the authors' code, not of msdnet; import it first: "
                           f"`msdnet import-authors {path} --config MODEL.yaml --out OUT.pt`")
     if (not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict)
             or not isinstance(ckpt.get("config"), dict) or "model" not in ckpt["config"]):
-        raise MsdnetError(f"{path}: not an msdnet checkpoint; delete it and re-run `msdnet train`")
+        if _own_artifact(path):
+            raise MsdnetError(f"{path}: not an msdnet checkpoint; delete it and re-run `msdnet train`")
+        raise MsdnetError(f"{path}: a PyTorch file but not an msdnet checkpoint; expected {EXPECTED}")
     return ckpt
+
+
+EXPECTED = "the model.pt or checkpoint.pt that `msdnet train` writes (results/<preset>/runs/.../seed<k>/)"
+
+
+def _own_artifact(path: Path) -> bool:
+    """Whether ``path`` is one msdnet train writes (its resume state ``checkpoint.pt``, the
+    workflow's ``.../seed<k>/model.pt``): only such a file is safe to advise deleting."""
+    return path.name == "checkpoint.pt" or (path.name == "model.pt" and path.parent.name.startswith("seed"))
+
+
+def _kind(path: Path) -> str:
+    """What a file that is no checkpoint looks like, from its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return "unreadable"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "a damaged zip archive"
+        if names and all(n.endswith(".npy") for n in names):
+            return "a NumPy archive (.npz, e.g. a predictions file)"
+        return "a damaged PyTorch file"
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return "an unknown binary file"
+        if path.suffix.lower() in (".yaml", ".yml") or b":" in head:
+            return "a text file (YAML, e.g. a model config)"
+        return "a text file"
+    return "an unknown binary file"
+
+
+def _unreadable(path: Path, error: str) -> str:
+    kind = _kind(path)
+    if _own_artifact(path):
+        return f"{path}: corrupt checkpoint ({kind}, {error}); delete it and re-run `msdnet train`"
+    return f"{path}: not a checkpoint: {kind} ({error}); expected {EXPECTED}"
 
 
 def load_weights(model: torch.nn.Module, state: Any, path: str | Path) -> None:

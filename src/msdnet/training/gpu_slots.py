@@ -136,9 +136,19 @@ def resolve_device(name: str) -> torch.device:
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise MsdnetError(f"device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise MsdnetError(f"device {name!r}: msdnet runs on the CPU or CUDA cards; use auto, cpu, "
+                          f"cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise MsdnetError(f"device {name!r} was asked for but CUDA is not available; use device: auto or cpu")
-    return torch.device(name)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MsdnetError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA card(s) "
+                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    return dev
 
 
 def claim_device(device: str, distributed: bool = False, log=None):

@@ -77,9 +77,16 @@ def maybe_sync_batchnorm(model: torch.nn.Module, ctx: ddp.Context, device: torch
     return False
 
 
+def lr_milestones(cfg: TrainConfig) -> list[int]:
+    """The epochs (0-based) at which the learning rate drops: ``round(fraction * epochs)`` of each
+    of ``lr_milestones``, never before the end of the first epoch (with ``epochs: 1`` the
+    fraction 0.5 rounds to 0, which would train at lr * lr_gamma from the start)."""
+    return [max(1, round(m * cfg.epochs)) for m in cfg.lr_milestones]
+
+
 def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """Learning rate of 0-based ``epoch``: divided by 1/lr_gamma at each milestone passed."""
-    drops = sum(epoch >= round(m * cfg.epochs) for m in cfg.lr_milestones)
+    drops = sum(epoch >= m for m in lr_milestones(cfg))
     return cfg.lr * cfg.lr_gamma ** drops
 
 
@@ -306,7 +313,7 @@ def _train_locked(run: RunConfig, out: Path, ctx: ddp.Context, device: torch.dev
     maybe_sync_batchnorm(model, ctx, device, cfg)
     prepare_model(model, policy)
     opt = make_optimizer(model, cfg)
-    milestones = sorted({round(m * cfg.epochs) for m in cfg.lr_milestones})
+    milestones = sorted(set(lr_milestones(cfg)))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
     scaler = grad_scaler(policy)
     rows: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...core.errors import DataError
 from ...core.io import atomic_path
 from ...inference.predictions import Predictions
 from ...inference.scores import (CONFIDENCES, check_measure, confidence_rows, json_list,  # noqa: F401
@@ -78,6 +79,48 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     """Write a table as CSV atomically (a temporary name, then rename)."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+# Columns of the project's tables that hold names (legend labels, model names, kinds): read as
+# strings, always. pandas' defaults read "NA", "N/A", "None", "null" and "" as NaN (the curve
+# vanishes) and "007", "1e3", "2.50" as numbers (the label changes).
+STRING_COLUMNS = ("model", "name", "family", "kind", "curve", "dataset", "figure", "metric",
+                  "hard_by")
+
+
+def read_csv_strict(path: str | Path, what: str = "table") -> pd.DataFrame:
+    """A table written by :func:`write_csv` (or by hand), read back exactly.
+
+    Names (:data:`STRING_COLUMNS`) stay the strings written; every other column is numbers
+    (empty cells NaN) when all its cells are numbers, else strings. A row with fewer fields than
+    the header (a file cut short) is a one-line DataError naming the file and the row."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist; run the step that writes it first")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{what} {path} is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{what} {path} is not a readable CSV: {first}") from None
+    short = raw.isna().any(axis=1).to_numpy()
+    if short.any():
+        i = int(np.flatnonzero(short)[0])
+        n = int(raw.iloc[i].notna().sum())
+        raise DataError(f"{what} {path}: row {i + 1} (line {i + 2}) has {n} of {len(raw.columns)} fields (the file is "
+                        f"cut short or corrupt); rebuild it (re-run the step that writes it)")
+    df = raw.copy()
+    for col in raw.columns:
+        if col in STRING_COLUMNS:
+            continue
+        cells = raw[col].str.strip()
+        values = pd.to_numeric(cells.where(cells != "", "nan"), errors="coerce")
+        if (values.isna() & ~cells.str.lower().isin(["", "nan"])).any():
+            df[col] = raw[col].where(raw[col] != "", np.nan)      # not a numeric column
+        else:
+            df[col] = values
+    return df
 
 
 def display_table(df: pd.DataFrame) -> pd.DataFrame:

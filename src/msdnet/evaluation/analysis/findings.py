@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.errors import DataError
+from .common import read_csv_strict
 
 __all__ = ["Finding", "anytime_low_budget", "staircase_final", "ablation_order", "dynamic_vs_single",
            "reduction_lazy_savings", "all_findings", "markdown"]
@@ -160,9 +161,9 @@ def _read(tables: Path, name: str) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError):
-        raise DataError(f"{path}: not a readable table; re-run `snakemake tables`") from None
+        return read_csv_strict(path, f"{name} table")
+    except DataError as exc:
+        raise DataError(f"{exc}; re-run `snakemake tables`") from None
 
 
 def all_findings(tables: str | Path) -> list[Finding]:
