@@ -135,12 +135,14 @@ def execute(notebook: str | Path, out: str | Path, parameters: Mapping[str, Any]
 
 def without_run_records(nb):
     """``nb`` without what differs between two executions of the same notebook on the same inputs:
-    papermill's and nbclient's timings, status and temporary paths (its parameters stay), and the
-    empty tags papermill adds. The executed notebook is then a function of its inputs (DVC)."""
+    papermill's and nbclient's timings, status and temporary paths (its parameters stay), the
+    random cell ids, and the empty tags papermill adds. The executed notebook is then a function of its inputs (DVC)."""
     record = nb.metadata.get("papermill")
     if record is not None:
         nb.metadata["papermill"] = {k: record[k] for k in ("parameters", "version") if k in record}
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        if "id" in cell:                  # nbformat 4.5 draws random cell ids: number them
+            cell["id"] = f"cell-{i}"
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         if not cell.metadata.get("tags", True):
