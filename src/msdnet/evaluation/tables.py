@@ -228,7 +228,8 @@ def reliability_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
     """The reliability diagram of the first and the last exit (the paper's softmax), before and
     after temperature scaling: per model, seed, exit, calibrated and confidence bin (15
     equal-width bins, lower < confidence <= upper): count, confidence (mean) and accuracy (%)
-    of the test images in it (NaN for an empty bin)."""
+    of the test images in it. Empty bins are left out (no point to draw, and every number in a
+    table is finite)."""
     rows = []
     for label, seed, test, _temps, raw, cal in _softmax_calibration(section, src):
         n_bins = raw.bins.shape[1]
@@ -236,11 +237,12 @@ def reliability_rows(section: Mapping[str, str], src: Sources) -> pd.DataFrame:
             for calibrated, m in ((False, raw), (True, cal)):
                 for b in range(n_bins):
                     count, conf, ok = m.bins[k, b]
+                    if not count:
+                        continue
                     rows.append({"model": label, "seed": seed, "exit": k + 1, "calibrated": calibrated,
                                  "bin": b, "lower": b / n_bins, "upper": (b + 1) / n_bins,
                                  "count": int(count),
-                                 "confidence": conf / count if count else float("nan"),
-                                 "accuracy": ok / count * 100.0 if count else float("nan")})
+                                 "confidence": conf / count, "accuracy": ok / count * 100.0})
     return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
 
 
