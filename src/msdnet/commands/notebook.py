@@ -167,7 +167,22 @@ def with_stable_widget_ids(nb):
     ids = set(state) | set(re.findall(r'"model_id": "([0-9a-f]{32})"', text))
     if not ids:
         return nb
-    order = sorted(ids, key=lambda mid: text.find(mid))
+    # the outputs' widgets in order of appearance, then the models they reference, breadth
+    # first (a widget's own state is written with sorted keys): an order that does not depend
+    # on the random ids themselves (the state dict is written sorted by them)
+    cells_text = text[:text.find('"metadata"', text.rfind('"cells"'))] if '"cells"' in text else text
+    order, queue = [], sorted((m for m in ids if m in cells_text), key=cells_text.find)
+    while queue:
+        mid = queue.pop(0)
+        if mid in order:
+            continue
+        order.append(mid)
+        own = json.dumps(state.get(mid, {}), sort_keys=True)
+        queue += sorted((m for m in set(re.findall(r"IPY_MODEL_([0-9a-f]{32})", own)) if m not in order),
+                        key=own.find)
+    rest = sorted((m for m in ids if m not in order),
+                  key=lambda m: json.dumps(state.get(m, {}), sort_keys=True).replace(m, ""))
+    order += rest
     for i, mid in enumerate(order):
         text = text.replace(mid, f"@@widget{i}@@")
     for i in range(len(order)):
