@@ -51,7 +51,7 @@ def test_cli_json_and_csv(tmp_path, capsys):
     assert back["accuracy"].tolist() == [50.0, 75.0] and back["model"].tolist() == ["toy", "toy"]
     assert main(["anytime", "--test", str(path)]) == 0
     text = capsys.readouterr().out
-    assert "accuracy" in text and "75" in text
+    assert "top-1 %" in text and "75" in text
 
 
 def test_cli_missing_file_is_one_line(tmp_path, capsys):

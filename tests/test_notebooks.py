@@ -302,7 +302,7 @@ def test_make_lab_opens_the_preset_notebooks_folder():
     assert ".venv/bin/jupyter lab" in dry("lab")
 
 
-@pytest.mark.parametrize("config, model", [("tiny.yaml", "msdnet"), ("config.yaml", "msdnet"),
+@pytest.mark.parametrize("config, model", [("tiny.yaml", "msdnet"), ("config.yaml", "msdnet-anytime"),
                                            ("paper-cifar100.yaml", "msdnet-b6")])
 def test_the_workflow_passes_paths_and_the_explorer_model(config, model, monkeypatch):
     from msdnet.planning.notebooks import workflow_plan
