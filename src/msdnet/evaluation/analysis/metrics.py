@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
+from .common import read_csv_strict
 from .findings import all_findings
 
 __all__ = ["FINDING_IDS", "dvc_metrics"]
@@ -32,7 +32,7 @@ def dvc_metrics(tables: str | Path) -> dict:
     tables = Path(tables)
     models: dict[str, dict[str, dict[str, float]]] = {}
     for csv in sorted(tables.glob("*.csv")):
-        df = pd.read_csv(csv)
+        df = read_csv_strict(csv)             # names stay strings ("NA", "007")
         if not ANYTIME_COLUMNS <= set(df.columns) or df.empty:
             continue
         for (name, seed), g in df.groupby(["name", "seed"], sort=True):
