@@ -4,6 +4,7 @@ no preset string can become a shell command or a path outside results/ and figur
 from __future__ import annotations
 
 import copy
+import argparse
 import json
 import os
 import subprocess
@@ -138,7 +139,9 @@ def test_the_registry_is_the_one_list_of_figures():
 
     schema = load_yaml(REPO / "workflow/schemas/config.schema.yaml")
     assert "properties" not in schema["properties"]["figures"]     # filled in from the registry
-    assert figure_command.FIGURE_IDS == tuple(FIGURES)
+    parser = argparse.ArgumentParser()
+    figure_command.add_arguments(parser)
+    assert tuple(parser._actions[1].choices) == tuple(FIGURES)
     for fid, spec in FIGURES.items():
         assert spec.tables and all(TABLES[t.name][0] is spec for t in spec.tables)
 
@@ -179,17 +182,40 @@ def test_train_refuses_a_data_summary_of_other_data(tmp_path, capsys):
 
 
 def test_key_files_name_their_spec_and_replace_older_keys(tmp_path, capsys):
-    from msdnet.planning.runs import key_path
+    from msdnet.core.errors import ConfigError
+    from msdnet.planning.runs import key_path, read_key, write_key
 
-    spec_a, spec_b = {"section": {"A": "m"}}, {"section": {"B": "m"}}
+    spec_a, spec_b = {"table": "anytime", "section": {"A": "m"}}, {"table": "anytime", "section": {"B": "m"}}
     a, b = key_path(tmp_path, "anytime", spec_a), key_path(tmp_path, "anytime", spec_b)
     assert a != b and a.parent == b.parent == tmp_path / ".keys"
-    assert main(["key", str(a), "--spec", json.dumps(spec_a)]) == 0
-    assert main(["key", str(b), "--spec", json.dumps(spec_b)]) == 0
+    write_key(a, spec_a)
+    assert read_key(a, "table", "anytime") == spec_a
+    write_key(b, spec_b)
     assert not a.exists() and json.loads(b.read_text()) == spec_b       # one key per name
-    capsys.readouterr()
-    assert main(["key", str(a), "--spec", json.dumps(spec_b)]) == 2     # a key must match its spec
-    assert "\n" not in capsys.readouterr().err.strip()
+    with pytest.raises(ConfigError, match="not the key file of this spec"):
+        write_key(a, spec_b)                                            # a key must match its spec
+    with pytest.raises(ConfigError, match="not the key file of table budgeted"):
+        read_key(b, "table", "budgeted")
+    b.write_text(json.dumps({**spec_b, "section": {"B": "edited"}}))    # edited by hand
+    with pytest.raises(ConfigError, match="does not match the hash in its name"):
+        read_key(b, "table", "anytime")
+
+
+def test_collect_reads_its_spec_from_the_key_file_and_refuses_a_bad_one(tmp_path, capsys):
+    from msdnet.planning.runs import key_path, write_key
+
+    key = tmp_path / ".keys" / "anytime.0123456789abcdef.json"
+    key.parent.mkdir()
+    key.write_text("{not json")
+    out = tmp_path / "anytime.csv"
+    assert main(["collect", "anytime", "--key", str(key), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(key) in err and "not a readable key file" in err
+    spec = {"table": "budgeted", "figure": "budgeted", "section": {}, "sources": {}}
+    other = write_key(key_path(tmp_path, "budgeted", spec), spec)
+    assert main(["collect", "anytime", "--key", str(other), "--out", str(out)]) == 2
+    assert "not the key file of table anytime" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_plan_keys_follow_labels_not_descriptions():

@@ -54,6 +54,22 @@ def test_paper_dag_resolves(name):
     assert int(lines["figure"]) == len(preset.figures)
 
 
+@pytest.mark.parametrize("name", ["tiny.yaml", "paper-cifar100.yaml"])
+def test_no_shell_line_carries_a_spec(name):
+    """One spec channel: a table's or figure's spec reaches its job only as its key file (an
+    input), which the planner writes in the Snakemake process; no JSON travels on a shell line."""
+    out = _snakemake("figures", "-n", "-p", "--forceall", "--configfile", f"config/{name}",
+                     "--directory", str(REPO))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    shells = [l for l in text.splitlines() if "msdnet " in l and "2>&1" in l]
+    assert any(l.strip().startswith("Shell command: msdnet collect") and " --key " in l for l in shells)
+    assert any("msdnet figure " in l and " --key " in l for l in shells)
+    assert "rule job_key:" in text and not any("msdnet key" in l for l in shells)
+    for marker in ('{"', '{\'', '"section"', '"sources"', '\\"'):
+        assert marker not in text, [l for l in text.splitlines() if marker in l][:2]
+
+
 def test_authors_imagenet_dag_imports_and_trains_nothing():
     """The published checkpoints need not exist to plan (they are parameters, not inputs)."""
     name = "paper-imagenet-authors.yaml"

@@ -32,7 +32,7 @@ def _command_modules(only: str | None = None) -> dict[str, object]:
 
 
 # Commands only the workflow calls: left out of `msdnet --help`'s list, named in its last lines.
-PLUMBING = ("collect", "key")
+PLUMBING = ("collect",)
 
 
 def make_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -1,20 +1,19 @@
-# Writes the key file of a table, figure or notebook (key files: docs/workflow.md).
+# Writes the key file of a table, figure or notebook: its spec, the one thing the output's job
+# reads to learn what to build (key files: docs/workflow.md). The planner writes it here, in the
+# Snakemake process (a local rule: no subprocess, no spec on a shell line).
 rule job_key:
     output:
         "{keydir}/.keys/{name}.{hash}.json",
     log:
         f"{LOGS}/keys/{{keydir}}/{{name}}.{{hash}}.log",
-    conda:
-        "../envs/msdnet.yaml"
-    params:
+    run:
         # the planned path from the wildcards (under a storage provider output[0] is a local copy)
-        spec=lambda wc: planned_key(f"{wc.keydir}/.keys/{wc.name}.{wc.hash}.json"),
-    shell:
-        "msdnet key {output:q} --spec {params.spec:q} > {log:q} 2>&1"
+        planned = f"{wildcards.keydir}/.keys/{wildcards.name}.{wildcards.hash}.json"
+        Path(log[0]).write_text(f"{write_key(output[0], planned_key(planned))}\n")
 
 
-# A table depends on its own section of the preset and the predictions it reads (its spec, which
-# is also what `msdnet collect` builds it from).
+# A table depends on its own section of the preset and the predictions it reads: its spec, which
+# `msdnet collect` reads from the table's key file.
 rule table:
     input:
         predictions=lambda wc: [
@@ -38,10 +37,8 @@ rule table:
         "../envs/msdnet.yaml"
     resources:
         **preset_resources("table"),
-    params:
-        spec=lambda wc: json.dumps(PRESET.table_spec(wc.table), sort_keys=True),
     shell:
-        "msdnet collect {wildcards.table} --spec {params.spec:q} --csv {output:q} > {log:q} 2>&1"
+        "msdnet collect {wildcards.table} --key {input.key:q} --out {output:q} > {log:q} 2>&1"
 
 
 # What DVC reads (`dvc metrics show`, `dvc exp show`): per model and seed the last exit's top-1 %

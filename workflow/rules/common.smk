@@ -4,7 +4,6 @@
 # Every input is ancient(): a job reruns when its key (in its path) or its params change, never
 # because a file got a newer modification time (a restore, a `touch`, a `dvc checkout`).
 import functools
-import json
 import re
 import shlex
 from pathlib import Path
@@ -15,6 +14,7 @@ from snakemake.utils import min_version
 from msdnet.core.errors import MsdnetError
 from msdnet.figures.registry import FIGURES, TABLES
 from msdnet.planning.notebooks import workflow_plan
+from msdnet.planning.runs import write_key
 from msdnet.planning.workflow import SPLITS, check_dvc_params, plan
 
 min_version("8.0")
@@ -151,16 +151,16 @@ def key_files():
 
 @functools.cache
 def planned_keys():
-    """Every key file the preset plans (path) with its spec (JSON), computed once."""
+    """Every key file the preset plans (path) with its spec, computed once."""
     extra = NOTEBOOKS["explorer_key"]
     keys = {str(PRESET.table_key(t)): PRESET.table_spec(t) for t in PRESET.tables()}
     keys |= {str(PRESET.figure_key(f)): PRESET.figure_spec(f) for f in PRESET.figures}
     keys[str(PRESET.notebook_key(extra))] = PRESET.notebook_spec(extra)
-    return {path: json.dumps(spec, sort_keys=True) for path, spec in keys.items()}
+    return keys
 
 
 def planned_key(path):
-    """The spec (JSON) of a key file the preset plans; refuses one it does not plan."""
+    """The spec of a key file the preset plans; refuses one it does not plan."""
     keys = planned_keys()
     if path not in keys:
         raise WorkflowError(

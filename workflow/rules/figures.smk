@@ -25,7 +25,6 @@ rule figure:
     resources:
         **preset_resources("figure"),
     params:
-        spec=lambda wc: json.dumps(PRESET.figure_spec(wc.figure), sort_keys=True),
         args=figure_args,
         stem=lambda wc, output: output.pdf[: -len(".pdf")],
     shell:

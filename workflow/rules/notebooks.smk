@@ -45,7 +45,6 @@ rule notebook:
     resources:
         **preset_resources("notebook"),
     params:
-        spec=json.dumps(PRESET.notebook_spec(NOTEBOOKS["explorer_key"]), sort_keys=True),
         explorer=NOTEBOOKS["explorer_key"],
         overview_args=NOTEBOOKS["overview_args"],
         explorer_args=NOTEBOOKS["explorer_args"],

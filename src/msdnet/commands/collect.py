@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ..evaluation.analysis.common import write_csv
 from ..core.errors import ConfigError
+from ..evaluation.analysis.common import write_csv
 from ..figures.registry import TABLES, resolve
 
 HELP = "build the long-format table behind a figure from predictions files (CSV)"
@@ -15,9 +14,9 @@ HELP = "build the long-format table behind a figure from predictions files (CSV)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", choices=sorted(TABLES), help="which table (results/<preset>/tables/TABLE.csv)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--spec", metavar="JSON",
-                     help='the table\'s spec as the workflow passes it: {"section": {...}, '
-                          '"sources": {NAME: {SEED: PREDICTIONS_DIR}}}')
+    src.add_argument("--key", metavar="KEY.json",
+                     help="the table's key file, as the workflow writes it "
+                          "(results/<preset>/tables/.keys/TABLE.HASH.json): its spec")
     src.add_argument("--preset", metavar="CONFIG.yaml",
                      help="plan the table from a preset file, as the workflow would")
     p.add_argument("--out", "--csv", dest="out", required=True, metavar="OUT.csv",
@@ -30,13 +29,11 @@ def spec_from_args(args: argparse.Namespace) -> dict:
         from ..planning.workflow import plan
 
         return plan(load_yaml(args.preset), args.preset).table_spec(args.table)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError:
-        raise ConfigError("--spec: not valid JSON; pass the spec the workflow planned") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("section"), dict) \
-            or not isinstance(spec.get("sources"), dict):
-        raise ConfigError('--spec: expected {"section": {...}, "sources": {...}}')
+    from ..planning.runs import read_key
+
+    spec = read_key(args.key, "table", args.table)
+    if not isinstance(spec.get("section"), dict) or not isinstance(spec.get("sources"), dict):
+        raise ConfigError(f"--key {args.key}: lacks the table's section or sources")
     return spec
 
 

@@ -35,12 +35,12 @@ from ..core.errors import MsdnetError
 from ..figures.registry import FIGURES, label_problem, resolve
 
 HELP = "draw a figure of the paper (PDF + PNG) from its analysis table(s)"
-FIGURE_IDS = tuple(FIGURES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("figure", choices=FIGURE_IDS, metavar="ID",
-                        help=f"which figure: {', '.join(FIGURE_IDS)}")
+    # the registry as it is when the parser is built (a figure registered later is a choice too)
+    parser.add_argument("figure", choices=FIGURES, metavar="ID",
+                        help=f"which figure: {', '.join(FIGURES)}")
     parser.add_argument("--table", action="append", default=[], metavar="CSV",
                         help="the figure's table; densenet-star takes two (anytime, then budgeted), "
                              "calibration two (calibration, then reliability)")
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the paper's points (reference_points.csv) to draw beside the curves")
     parser.add_argument("--dataset", metavar="NAME",
                         help="with --reference: draw the points of this data set (e.g. cifar100)")
-    parser.add_argument("--key", metavar="JSON",
+    parser.add_argument("--key", metavar="KEY.json",
                         help="the figure's key file (its spec, as the workflow writes it): refuse "
                              "tables that lack a curve or seed it names")
     parser.add_argument("--title", metavar="TEXT", help="figure title (default: the figure's)")
@@ -84,15 +84,11 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _figure_spec(path: str, figure: str) -> dict:
-    import json
+    from ..planning.runs import read_key
 
-    try:
-        spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MsdnetError(f"--key {path}: not a readable key file ({type(exc).__name__}); "
-                          f"it is the workflow's, rebuilt by `snakemake figures`") from None
-    if not isinstance(spec, dict) or spec.get("figure") != figure or not isinstance(spec.get("tables"), list):
-        raise MsdnetError(f"--key {path}: not the key file of figure {figure}")
+    spec = read_key(path, "figure", figure)
+    if not isinstance(spec.get("tables"), list):
+        raise MsdnetError(f"--key {path}: lacks the figure's tables")
     return spec
 
 

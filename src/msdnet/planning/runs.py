@@ -176,3 +176,26 @@ def write_key(path: str | Path, spec: Any) -> Path:
         if other != path:
             other.unlink()
     return path
+
+
+def read_key(path: str | Path, kind: str, name: str) -> dict[str, Any]:
+    """The spec in the key file ``path`` of the ``kind`` (table, figure) ``name``: the one
+    channel by which a job learns what to build. Refuses a file that is not valid JSON, not
+    that output's key, or whose content no longer hashes to its name (edited by hand)."""
+    import json
+
+    path = Path(path)
+    rebuild = "it is the workflow's; `snakemake figures` writes it again"
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--key {path}: no such key file; {rebuild}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"--key {path}: not a readable key file ({type(exc).__name__}); "
+                          f"{rebuild}") from None
+    if not isinstance(spec, dict) or spec.get(kind) != name:
+        raise ConfigError(f"--key {path}: not the key file of {kind} {name}")
+    if path.name != f"{path.name.partition('.')[0]}.{stable_hash(spec)}.json":
+        raise ConfigError(f"--key {path}: its content does not match the hash in its name "
+                          f"(edited?); {rebuild}")
+    return spec

@@ -9,7 +9,7 @@ Layout under ``results/<preset>/`` (keys: :mod:`msdnet.planning.runs`)::
                                                          msdnet import-authors (a model with `checkpoint:`)
     predictions/<name>/<key>/seed<s>/{val,test}.npz      msdnet predict, or msdnet ensemble
     tables/<table>.csv                                   msdnet collect
-    tables/.keys/<table>.<hash>.json                     what the table was built from (msdnet key)
+    tables/.keys/<table>.<hash>.json                     its spec: what msdnet collect builds (job_key)
     notebooks/{overview,budget_explorer}.ipynb (+ .py)   msdnet notebook
 
 Each job is keyed on exactly what determines its output (docs/workflow.md, "What reruns when").
