@@ -43,6 +43,43 @@ def test_lr_schedule_drops_at_half_and_three_quarters():
     assert [lr_at(e, imagenet) for e in (29, 30, 59, 60)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
 
 
+def test_warmup_rises_linearly_to_the_scheduled_lr_and_leaves_the_schedule_alone():
+    from msdnet.training.train import warmup_lr
+
+    cfg = TrainConfig(epochs=8, lr=0.1, warmup_epochs=1)
+    lrs = [warmup_lr(0, s, 32, cfg) for s in range(32)]
+    assert lrs[0] == pytest.approx(0.1 / 32) and lrs[-1] == pytest.approx(0.1)
+    assert all(b > a for a, b in zip(lrs, lrs[1:]))                  # strictly rising
+    assert warmup_lr(1, 0, 32, cfg) is None                          # over: the schedule's lr
+    half = TrainConfig(epochs=8, lr=0.1, warmup_epochs=1.5)
+    assert warmup_lr(1, 15, 32, half) == pytest.approx(0.1) and warmup_lr(1, 16, 32, half) is None
+    assert warmup_lr(0, 0, 32, TrainConfig(epochs=8)) is None          # default: the paper's recipe
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(epochs=2, warmup_epochs=3).validate()
+
+
+def test_warmup_is_keyed_only_when_set(tmp_path):
+    """Runs keyed before warm-up existed keep their keys; a warm-up is a new run."""
+    model, recipe = _write(tmp_path)
+    base = make_run_config(yaml.safe_load(model.read_text()), yaml.safe_load(recipe.read_text()))
+    r = yaml.safe_load(recipe.read_text())
+    r["train"]["warmup_epochs"] = 0
+    assert make_run_config(yaml.safe_load(model.read_text()), r).hash == base.hash
+    r["train"]["warmup_epochs"] = 1
+    assert make_run_config(yaml.safe_load(model.read_text()), r).hash != base.hash
+
+
+def test_a_warmed_up_run_trains_at_the_scheduled_lr_after_the_warmup(tmp_path):
+    model, recipe = _write(tmp_path, epochs=2, device="cpu", warmup_epochs=1)
+    out = _cli("train", str(model), "--recipe", str(recipe), "--out", str(tmp_path / "w"))
+    assert out.returncode == 0, out.stderr
+    with open(tmp_path / "w" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # each row holds the lr the epoch ended with: the warm-up ends epoch 1 at the scheduled
+    # 0.05, and the milestone at half of 2 epochs then divides it by 10 as without a warm-up
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.005])
+
+
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     # Bit-identical weights are checked on the CPU: on a GPU, cuDNN's autotuned algorithms and
     # atomic-add kernels are not bitwise reproducible (seen on an H200: resumed and clean

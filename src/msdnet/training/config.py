@@ -34,6 +34,8 @@ class TrainConfig:
     ``precision`` (auto, fp32, bf16, fp16), ``channels_last`` (null = auto), ``compile``
     (null = auto) and ``compile_mode`` (auto) choose the fast path; see :mod:`msdnet.training.precision`
     for what ``auto`` picks per device.
+    ``warmup_epochs``: the learning rate rises linearly, step by step, from lr / steps to the
+    scheduled lr over the first ``warmup_epochs`` epochs (0: none, the paper's recipe).
     ``sync_batchnorm``: under torchrun, BatchNorm statistics over the global batch (true) or
     per process, as the authors' DataParallel training had them per GPU (false).
 
@@ -41,7 +43,7 @@ class TrainConfig:
     dict while they hold their default (:func:`msdnet.core.config.compact_dict`).
     """
 
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("sync_batchnorm",)
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("sync_batchnorm", "warmup_epochs")
 
     epochs: int = 300
     batch_size: int = 64
@@ -51,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     lr_gamma: float = 0.1
+    warmup_epochs: float = 0.0
     exit_weights: list[float] | None = None
     seed: int = 0
     eval_batch_size: int = 256
@@ -72,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if any(not 0 < m <= 1 for m in self.lr_milestones):
             raise ValueError(f"lr_milestones are fractions of the epochs in (0, 1], got {self.lr_milestones}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
         if self.eval_every < 0:
             raise ValueError("eval_every must be >= 0 (0: never)")
 

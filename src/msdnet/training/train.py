@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import random
 import signal
@@ -88,6 +89,18 @@ def lr_at(epoch: int, cfg: TrainConfig) -> float:
     """Learning rate of 0-based ``epoch``: divided by 1/lr_gamma at each milestone passed."""
     drops = sum(epoch >= m for m in lr_milestones(cfg))
     return cfg.lr * cfg.lr_gamma ** drops
+
+
+def warmup_lr(epoch: int, step: int, steps_per_epoch: int, cfg: TrainConfig) -> float | None:
+    """The learning rate of 0-based ``step`` of ``epoch`` during the linear warm-up
+    (``train.warmup_epochs``): the scheduled lr times (steps done, this one included) / (warm-up
+    steps); None once the warm-up is over (the schedule's lr then holds). The last warm-up step
+    gets the scheduled lr exactly, so the schedule goes on from it."""
+    total = math.ceil(cfg.warmup_epochs * steps_per_epoch)
+    done = epoch * steps_per_epoch + step + 1
+    if total <= 0 or done > total:
+        return None
+    return lr_at(epoch, cfg) * done / total
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -410,7 +423,12 @@ def _train_epoch(steps: dict, model: MultiExitModel, opt, scaler, bundle, weight
     bar = tqdm(batches, total=-(-len(bundle.train) // cfg.batch_size), leave=False,
                desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=_tqdm_disable(cfg.progress) if ctx.is_main else True)
+    steps_per_epoch = -(-len(bundle.train) // cfg.batch_size)
     for step, (x, y, _, n_global) in enumerate(bar):
+        lr = warmup_lr(epoch, step, steps_per_epoch, cfg)
+        if lr is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr
         net = steps["full"] if n_global == cfg.batch_size else steps["eager"]
         ce, hits = train_step(net, opt, x, y, weights, policy, scaler,
                               grad_scale=ctx.world_size / n_global)
