@@ -44,9 +44,9 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 1800) -> subprocess.Completed
     return out
 
 
-def _planned(work: Path, *extra: str) -> dict[str, int]:
+def _planned(work: Path, *extra: str, target: str = "figures") -> dict[str, int]:
     """rule -> number of jobs a dry run plans ({} when there is nothing to be done)."""
-    out = _run([*SNAKE[:1], "figures", "-n", "--quiet", "rules", *extra, *SNAKE[1:]], work)
+    out = _run([*SNAKE[:1], target, "-n", "--quiet", "rules", *extra, *SNAKE[1:]], work)
     text = out.stdout + out.stderr
     if "Nothing to be done" in text:
         return {}
@@ -255,6 +255,8 @@ def test_a_figure_file_target_redraws_after_a_label_rename_in_one_pass(work: Pat
                     count=1, flags=re.M)             # the anytime figure's label
     assert edited != text
     path.write_text(edited)
+    jobs = _planned(work, target="results/tiny/notebooks/overview.ipynb")   # likewise the notebook
+    assert {"table", "figure", "notebook"} <= set(jobs), jobs
     _run([*SNAKE[:1], png, *SNAKE[1:]], work)
     assert "ResNet^MC (one pass)" in set(pd.read_csv(work / "results/tiny/tables/anytime.csv")["model"])
     after = _sha(work / png), _sha(work / pdf)
