@@ -1,6 +1,7 @@
 """End to end: the tiny preset through DVC and Snakemake in a temporary copy of the repository,
 then what users do next, in order: a second run, `touch` of every output, `dvc pull` into an
-emptied tree, a renamed legend label, an edited model knob and switching it back.
+emptied tree, a renamed legend label (the `figures` target, then one figure file), an
+edited model knob and switching it back.
 
 The tiny preset's `resnet` is wide enough that its checkpoints pass 1 MB: Snakemake only
 checksums smaller files, so this is where modification-time reruns would show.
@@ -43,9 +44,9 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 1800) -> subprocess.Completed
     return out
 
 
-def _planned(work: Path, *extra: str) -> dict[str, int]:
+def _planned(work: Path, *extra: str, target: str = "figures") -> dict[str, int]:
     """rule -> number of jobs a dry run plans ({} when there is nothing to be done)."""
-    out = _run([*SNAKE[:1], "figures", "-n", "--quiet", "rules", *extra, *SNAKE[1:]], work)
+    out = _run([*SNAKE[:1], target, "-n", "--quiet", "rules", *extra, *SNAKE[1:]], work)
     text = out.stdout + out.stderr
     if "Nothing to be done" in text:
         return {}
@@ -239,6 +240,29 @@ def test_renaming_a_label_reruns_no_training_or_prediction(work: Path):
     _run([*SNAKE[:1], "figures", *SNAKE[1:]], work)
     assert "ResNet^MC (renamed)" in set(pd.read_csv(work / "results/tiny/tables/anytime.csv")["model"])
     assert _planned(work) == {}
+
+
+def test_a_figure_file_target_redraws_after_a_label_rename_in_one_pass(work: Path):
+    """Issue 19: after a label rename, `snakemake figures/tiny/anytime.png` rebuilt the key and
+    the table but redrew the figure only on a second run (Snakemake does not check the triggers of
+    a job downstream of one that reruns, and the table reaches the figure through an ancient()
+    input; the figure also takes its tables' key files, which are new). Now one pass redraws it."""
+    png, pdf = (f"figures/tiny/anytime.{ext}" for ext in ("png", "pdf"))
+    before = _sha(work / png), _sha(work / pdf)
+    path = work / "config/tiny.yaml"
+    text = path.read_text()
+    edited = re.sub(r"^    ResNet\^MC[^:\n]*: resnet-mc$", "    ResNet^MC (one pass): resnet-mc", text,
+                    count=1, flags=re.M)             # the anytime figure's label
+    assert edited != text
+    path.write_text(edited)
+    jobs = _planned(work, target="results/tiny/notebooks/overview.ipynb")   # likewise the notebook
+    assert {"table", "figure", "notebook"} <= set(jobs), jobs
+    _run([*SNAKE[:1], png, *SNAKE[1:]], work)
+    assert "ResNet^MC (one pass)" in set(pd.read_csv(work / "results/tiny/tables/anytime.csv")["model"])
+    after = _sha(work / png), _sha(work / pdf)
+    assert after[0] != before[0] and after[1] != before[1], "the figure was not redrawn in one pass"
+    dry = _run([*SNAKE[:1], png, pdf, "-n", *SNAKE[1:]], work)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
 def test_editing_a_knob_retrains_only_its_runs_and_keeps_the_old_ones(work: Path):

@@ -15,6 +15,8 @@ rule notebook:
         tables=lambda wc: [derived(f"{RESULTS}/tables/{t}.csv", "table") for t in PRESET.tables()],
         figures=lambda wc: [derived(f, "figure") for f in figure_files() if f.endswith(".png")],
         key=ancient(str(PRESET.notebook_key(NOTEBOOKS["explorer_key"]))),
+        # the figures' key files, for the same reason as a figure's table_keys (figures.smk)
+        figure_keys=[ancient(str(PRESET.figure_key(f))) for f in PRESET.figures],
         reference=[ancient(local(f)) for f in NOTEBOOKS["reference"]],
         predictions=[ancient(f) for f in NOTEBOOKS["explorer_inputs"]],
     output:
