@@ -118,27 +118,26 @@ def test_1_a_truncated_table_is_refused_naming_file_and_row(tmp_path):
 def test_1_a_figure_that_would_drop_a_curve_or_seed_refuses(tmp_path, capsys):
     from msdnet.cli import main
     from msdnet.evaluation.analysis.common import write_csv
+    from msdnet.planning.runs import key_path, write_key
 
-    table, key = tmp_path / "anytime.csv", tmp_path / "anytime.key.json"
+    table = tmp_path / "anytime.csv"
     write_csv(_anytime_table(["MSDNet", "ResNet^MC"], seeds=(0, 1)), table)
     spec = {"figure": "anytime", "reference_dataset": None,
             "tables": [{"table": "anytime", "figure": "anytime",
                         "section": {"MSDNet": "msdnet", "ResNet^MC": "resnet-mc", "DenseNet^MC": "d"},
                         "sources": {"msdnet": {"0": "x", "1": "x"}, "resnet-mc": {"0": "x", "1": "x"},
                                     "d": {"0": "x"}}}]}
-    import json
-
-    key.write_text(json.dumps(spec))
+    key = write_key(key_path(tmp_path, "anytime", spec), spec)
     out = tmp_path / "fig"
     assert main(["figure", "anytime", "--table", str(table), "--key", str(key), "--out", str(out)]) == 2
     assert "DenseNet^MC" in _one_line(capsys) and not (tmp_path / "fig.png").exists()
     spec["tables"][0]["section"].pop("DenseNet^MC")
     spec["tables"][0]["sources"]["msdnet"]["2"] = "x"                  # a seed the table lacks
-    key.write_text(json.dumps(spec))
+    key = write_key(key_path(tmp_path, "anytime", spec), spec)
     assert main(["figure", "anytime", "--table", str(table), "--key", str(key), "--out", str(out)]) == 2
     assert "'MSDNet' seed 2" in _one_line(capsys)
     spec["tables"][0]["sources"]["msdnet"].pop("2")
-    key.write_text(json.dumps(spec))
+    key = write_key(key_path(tmp_path, "anytime", spec), spec)
     assert main(["figure", "anytime", "--table", str(table), "--key", str(key), "--out", str(out)]) == 0
     assert (tmp_path / "fig.png").exists()
 
