@@ -12,7 +12,9 @@ under three variants:
 
 Rule (fixed before the runs): the default takes a variant only if every deep network trains
 above chance (validation top-1 % > 20) and the mean last-exit validation top-1 % of the three
-convergence-study networks does not drop by more than a point. No finding is read.
+convergence-study networks does not drop by more than a point. No finding is read. (No variant
+met it, since Stochastic Depth ResNet-110 stays at chance in all three; what the default took
+instead, and why: docs/miniature.md, "The warm-up".)
 
     python benchmarks/warmup_study.py --out docs/warmup.csv     # resumable: --runs keeps runs
 """
