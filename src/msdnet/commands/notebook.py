@@ -170,7 +170,7 @@ def with_stable_widget_ids(nb):
     # the outputs' widgets in order of appearance, then the models they reference, breadth
     # first (a widget's own state is written with sorted keys): an order that does not depend
     # on the random ids themselves (the state dict is written sorted by them)
-    cells_text = text[:text.find('"metadata"', text.rfind('"cells"'))] if '"cells"' in text else text
+    cells_text = json.dumps(nb.cells)                      # the outputs, without the state
     order, queue = [], sorted((m for m in ids if m in cells_text), key=cells_text.find)
     while queue:
         mid = queue.pop(0)
