@@ -80,13 +80,7 @@ def _last_value(args: list[str], *flags: str) -> str | None:
 
 def required_plugins(profile: Path | str, args: list[str] | tuple[str, ...] = (), root: Path | str = ".") -> list[Plugin]:
     """The plugins that running Snakemake with this profile (and these arguments) needs."""
-    path = Path(root) / profile / "config.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{Path(profile) / 'config.yaml'}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{Path(profile) / 'config.yaml'}: not a mapping of Snakemake options")
+    doc = _profile_doc(profile, root)
     args = list(args)
     wanted = [("executor", _last_value(args, "--executor", "-e") or doc.get("executor")),
               ("storage", _last_value(args, "--default-storage-provider") or doc.get("default-storage-provider"))]

@@ -420,10 +420,10 @@ def _train_epoch(steps: dict, model: MultiExitModel, opt, scaler, bundle, weight
     batches = ddp.rank_batches(bundle, "train", cfg.batch_size, ctx, shuffle=True, augment=True,
                                generator=gen, device=device, num_workers=cfg.num_workers,
                                memory_format=policy.memory_format)
-    bar = tqdm(batches, total=-(-len(bundle.train) // cfg.batch_size), leave=False,
+    steps_per_epoch = -(-len(bundle.train) // cfg.batch_size)
+    bar = tqdm(batches, total=steps_per_epoch, leave=False,
                desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=_tqdm_disable(cfg.progress) if ctx.is_main else True)
-    steps_per_epoch = -(-len(bundle.train) // cfg.batch_size)
     for step, (x, y, _, n_global) in enumerate(bar):
         lr = warmup_lr(epoch, step, steps_per_epoch, cfg)
         if lr is not None:
